@@ -1,0 +1,187 @@
+// The boundary between the TypeScript control plane and the native packet path (native/).
+//
+// The addon owns the TUN file descriptor, the UDP socket and the threads that move data packets:
+// TUN read -> allowed-IPs lookup -> ChaCha20-Poly1305 -> UDP send, and UDP receive -> index lookup
+// -> decrypt -> replay window -> source check -> TUN write. JavaScript never sees a data packet. It
+// drives the addon with a handful of synchronous calls (peers, keypairs, endpoints, allowed IPs)
+// and receives batched events (handshake messages, "this peer needs a handshake", key
+// confirmation, device gone) through one thread-safe callback.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** Events delivered from the packet threads, in batches, on the JS thread. */
+export type NativeEvent =
+  /** A handshake-class message (type 1, 2 or 3) whose size was exact; `data` is a copy. */
+  | { kind: 'handshake'; data: Buffer; address: string; port: number }
+  /**
+   * A packet was staged for `peer` with no usable current keypair, or the current keypair asks
+   * for a rekey (initiator: age >= REKEY_AFTER_TIME or counter >= REKEY_AFTER_MESSAGES on send;
+   * age >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT on receive). Deduplicated: raised
+   * at most once until the next `installKeypair` or `requestHandshakeAgain` for that peer.
+   */
+  | { kind: 'need-handshake'; peer: number }
+  /** The responder's `next` keypair was promoted by the first packet received under it. */
+  | { kind: 'keypair-confirmed'; peer: number }
+  /** The TUN device was deleted (read returned EBADFD/EIO) or a thread hit an unrecoverable error. */
+  | { kind: 'device-gone'; reason: string };
+
+/** Per-peer figures the control plane needs for `wg show` and for its timers. */
+export interface NativePeerState {
+  txBytes: bigint;
+  rxBytes: bigint;
+  /** Current endpoint as learned (roaming updates it), or null. IPv6 without brackets. */
+  endpoint: { address: string; port: number } | null;
+  /** Monotonic milliseconds (same clock as `NativeDevice.now()`); 0 when never. */
+  lastAuthSent: number;
+  lastAuthReceived: number;
+  /** First non-keepalive data packet sent since the last authenticated packet received; 0 if none. */
+  firstDataSentSinceAuthReceived: number;
+  /** First non-keepalive data packet received since the last authenticated packet sent; 0 if none. */
+  firstDataReceivedSinceAuthSent: number;
+  /** Whether a current keypair exists (usable for sending). */
+  hasCurrentKeypair: boolean;
+  /** Number of packets staged waiting for a keypair. */
+  staged: number;
+}
+
+/** Global drop and traffic counters of the packet path. All monotonically increasing. */
+export interface NativeCounters {
+  tunRxPackets: bigint;
+  tunTxPackets: bigint;
+  udpRxPackets: bigint;
+  udpTxPackets: bigint;
+  /** Datagrams dropped: unknown type, wrong size for its type, shorter than a header. */
+  dropMalformed: bigint;
+  /** Type-4 packets whose receiver index is unknown. */
+  dropUnknownIndex: bigint;
+  /** Type-4 packets that failed authentication. */
+  dropDecrypt: bigint;
+  /** Type-4 packets rejected by the replay window or over REJECT_AFTER_MESSAGES. */
+  dropReplay: bigint;
+  /** Decrypted packets whose inner source is not allowed for the sending peer, or bad inner header. */
+  dropSourceCheck: bigint;
+  /** Decrypted packets whose inner IP header was invalid. */
+  dropInnerMalformed: bigint;
+  /** TUN packets with no peer for their destination (an ICMP unreachable is sent, rate limited). */
+  dropNoPeer: bigint;
+  /** TUN packets dropped because the staging queue of a peer was full (oldest dropped). */
+  dropStagedOverflow: bigint;
+  /** Handshake messages dropped because the queue to JavaScript was full. */
+  dropHandshakeQueue: bigint;
+  /** Keypairs too old (REJECT_AFTER_TIME) or exhausted for the packet at hand. */
+  dropExpiredKey: bigint;
+  /** ICMP/ICMPv6 destination-unreachable replies written to the TUN. */
+  icmpUnreachableSent: bigint;
+}
+
+export interface KeypairSpec {
+  /** Our sender index for this session (the remote puts it in type-4 `receiver`). */
+  localIndex: number;
+  /** The remote's sender index (we put it in type-4 `receiver`). */
+  remoteIndex: number;
+  sendKey: Buffer; // 32 bytes
+  receiveKey: Buffer; // 32 bytes
+  /** Initiator keypairs become current at once; responder keypairs wait in `next` for confirmation. */
+  initiator: boolean;
+}
+
+export interface NativeDevice {
+  /** Interface name as the kernel knows it (after creation). */
+  readonly name: string;
+  /** Monotonic clock in milliseconds, the one used by NativePeerState. */
+  now(): number;
+  /** Start the packet threads. Call once, after the event callback is wired. */
+  start(): void;
+  /** Stop threads, close the TUN and the sockets. Idempotent. Does not delete the interface. */
+  close(): void;
+
+  /**
+   * (Re)bind the UDP socket: port 0 picks a free port. Dual-stack IPv6 socket when the namespace
+   * has IPv6, else IPv4 only. Returns the bound port. Throws an Error with `code` = 'EADDRINUSE'
+   * (or another errno name) and leaves the previous socket in place on failure.
+   */
+  bind(port: number): number;
+  /** SO_MARK on the UDP socket(s); 0 clears. Throws with `code` on failure. */
+  setFwmark(mark: number): void;
+  /** MTU of the TUN as configured now (read from the kernel, cached briefly). */
+  mtu(): number;
+
+  addPeer(peer: number): void;
+  /** Removes the peer, its keypairs, staged packets and allowed IPs. */
+  removePeer(peer: number): void;
+  setEndpoint(peer: number, address: string, port: number): void;
+  clearEndpoint(peer: number): void;
+  /**
+   * Allowed-IPs edits, batched: `records` is a sequence of 18-byte records
+   * [family 4|6][prefix length][16 address bytes, IPv4 in the first 4]. Inserting a prefix owned by
+   * another peer moves it to this peer.
+   */
+  insertAllowedIps(peer: number, records: Buffer): void;
+  removeAllowedIps(peer: number, records: Buffer): void;
+  clearAllowedIps(peer: number): void;
+
+  /** Install a freshly derived keypair and flush staged packets when it is usable. */
+  installKeypair(peer: number, keypair: KeypairSpec): void;
+  /** Drop every keypair of the peer (zeroing keys) and its staged packets. */
+  expireKeypairs(peer: number): void;
+  /** Drop staged packets only (handshake attempts gave up). */
+  clearStaged(peer: number): void;
+  /** Allow a new `need-handshake` event for this peer (after JS decided not to act on one). */
+  requestHandshakeAgain(peer: number): void;
+  /**
+   * Send a keepalive (empty transport packet) with the current keypair. Returns false when there
+   * is no usable keypair (in which case a `need-handshake` event follows, as for staged data).
+   */
+  sendKeepalive(peer: number): boolean;
+  /** Send a handshake-class message to the peer's endpoint. Returns false when it has none. */
+  sendToPeer(peer: number, data: Buffer): boolean;
+  /** Send a datagram to an address (cookie replies to a source not yet tied to a peer). */
+  sendTo(address: string, port: number, data: Buffer): void;
+
+  peerState(peer: number): NativePeerState;
+  counters(): NativeCounters;
+}
+
+export interface NativeModule {
+  /**
+   * Open (creating if needed) the TUN device `name` in the caller's network namespace, set its
+   * MTU to `mtu`, and prepare (not start) the packet threads. `onEvents` receives batches.
+   */
+  createDevice(name: string, mtu: number, onEvents: (events: NativeEvent[]) => void): NativeDevice;
+  /**
+   * Test hooks over the same C++ code the packet path uses, so unit tests exercise the real thing.
+   * ReplayWindow: validate(counter) returns true if the counter is fresh and records it.
+   */
+  ReplayWindow: new () => { validate(counter: bigint): boolean; reset(): void };
+  /** One-shot AEAD with the packet path's implementation (for known-answer tests). */
+  aeadSeal(key: Buffer, counter: bigint, plaintext: Buffer): Buffer;
+  aeadOpen(key: Buffer, counter: bigint, ciphertext: Buffer): Buffer | null;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const addonPath = path.resolve(here, '../../native/build/Release/weft_native.node');
+
+let loaded: NativeModule | undefined;
+/** Load the addon once; a clear error says how to build it when it is missing. */
+export function native(): NativeModule {
+  if (loaded) return loaded;
+  try {
+    loaded = createRequire(import.meta.url)(addonPath) as NativeModule;
+  } catch (err) {
+    throw new Error(`weft native addon not loadable at ${addonPath} (run bin/setup): ${(err as Error).message}`);
+  }
+  return loaded;
+}
+
+/** Encode prefixes for insertAllowedIps/removeAllowedIps. */
+export function encodePrefixes(prefixes: readonly { family: 4 | 6; bits: number; bytes: Uint8Array }[]): Buffer {
+  const out = Buffer.alloc(prefixes.length * 18);
+  prefixes.forEach((p, i) => {
+    const o = i * 18;
+    out[o] = p.family;
+    out[o + 1] = p.bits;
+    out.set(p.bytes.subarray(0, p.family === 4 ? 4 : 16), o + 2);
+  });
+  return out;
+}
