@@ -1,0 +1,236 @@
+// A userspace WireGuard device: the configuration `wg` reads and writes, the peers, and the glue
+// between the control plane (handshakes, timers) and the native packet path.
+import { clampPrivateKey, dh, publicKeyOf } from './crypto.ts';
+import type { StaticIdentity } from './noise.ts';
+import { HandshakeReceiver, type HandshakeCounters } from './handshake-receiver.ts';
+import { IndexTable } from './index-table.ts';
+import { equalBytes, isZero, toHex } from './keys.ts';
+import { encodePrefixes, native as loadNative, type NativeCounters, type NativeDevice, type NativeEvent } from './native.ts';
+import { Peer, type IndexEntry, type PeerHost } from './peer.ts';
+import { AllowedIps } from './allowed-ips.ts';
+import type { Prefix } from './prefix.ts';
+import { Errno, UapiError, type DeviceSnapshot, type PeerSet, type SetRequest, type UapiDevice } from './uapi/types.ts';
+import { silentLogger, type Logger } from '../log.ts';
+
+export const DEFAULT_MTU = 1420;
+/** How often peer timers are evaluated; every WireGuard timer is whole seconds, so 100 ms is ample. */
+const TICK_MS = 100;
+
+export interface DeviceOptions {
+  mtu?: number;
+  log?: Logger;
+}
+
+export class Device implements UapiDevice, PeerHost {
+  readonly native: NativeDevice;
+  readonly indices = new IndexTable<IndexEntry>();
+  readonly log: Logger;
+  readonly name: string;
+
+  private staticIdentity: StaticIdentity | null = null;
+  private fwmark = 0;
+  private port = 0;
+  private readonly peers = new Map<string, Peer>();
+  private readonly peersById = new Map<number, Peer>();
+  private readonly allowedIps = new AllowedIps<Peer>();
+  private readonly handshakes: HandshakeReceiver;
+  private nextPeerId = 1;
+  private readonly ticker: NodeJS.Timeout;
+  private closed = false;
+  private readonly goneListeners: ((reason: string) => void)[] = [];
+
+  constructor(ifname: string, options: DeviceOptions = {}) {
+    this.log = options.log ?? silentLogger;
+    this.native = loadNative().createDevice(ifname, options.mtu ?? DEFAULT_MTU, (events) => this.onEvents(events));
+    this.name = this.native.name;
+    this.handshakes = new HandshakeReceiver(this);
+    // Bind at once to a random port, as wireguard-go does when it comes up with listen_port 0.
+    this.port = this.native.bind(0);
+    this.native.start();
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  identity(): StaticIdentity | null {
+    return this.staticIdentity;
+  }
+
+  peerByPublicKey(publicKey: Uint8Array): Peer | undefined {
+    return this.peers.get(toHex(publicKey));
+  }
+
+  /** Called once when the TUN device disappears or the packet path fails. */
+  onGone(listener: (reason: string) => void): void {
+    this.goneListeners.push(listener);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.ticker);
+    this.native.close();
+  }
+
+  counters(): { packetPath: NativeCounters; handshakes: HandshakeCounters } {
+    return { packetPath: this.native.counters(), handshakes: { ...this.handshakes.counters } };
+  }
+
+  private onEvents(events: NativeEvent[]): void {
+    if (this.closed) return;
+    const now = this.native.now();
+    const handshakeBatch: { data: Buffer; address: string; port: number }[] = [];
+    for (const ev of events) {
+      switch (ev.kind) {
+        case 'handshake':
+          handshakeBatch.push(ev);
+          break;
+        case 'need-handshake':
+          this.peerById(ev.peer)?.onNeedHandshake(now);
+          break;
+        case 'keypair-confirmed':
+          this.peerById(ev.peer)?.onKeypairConfirmed(now);
+          break;
+        case 'device-gone':
+          this.log.error(`Device ${this.name} gone: ${ev.reason}`);
+          this.close();
+          for (const l of this.goneListeners) l(ev.reason);
+          return;
+      }
+    }
+    if (handshakeBatch.length) this.handshakes.processBatch(handshakeBatch, now);
+  }
+
+  private peerById(id: number): Peer | undefined {
+    return this.peersById.get(id);
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    const now = this.native.now();
+    for (const peer of this.peers.values()) {
+      try {
+        peer.tick(now);
+      } catch (err) {
+        this.log.error(`${peer.name} - timer error: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  // ---- control socket ----
+
+  snapshot(): DeviceSnapshot {
+    return {
+      privateKey: this.staticIdentity?.privateKey ?? null,
+      listenPort: this.port,
+      fwmark: this.fwmark,
+      peers: [...this.peers.values()].map((peer) => {
+        const state = this.native.peerState(peer.id);
+        return {
+          publicKey: peer.publicKey,
+          presharedKey: peer.presharedKey,
+          endpoint: state.endpoint,
+          lastHandshakeTimeSec: peer.lastHandshake.sec,
+          lastHandshakeTimeNsec: peer.lastHandshake.nsec,
+          txBytes: state.txBytes,
+          rxBytes: state.rxBytes,
+          persistentKeepaliveInterval: peer.persistentKeepaliveInterval,
+          allowedIps: this.allowedIps.prefixesOf(peer),
+        };
+      }),
+    };
+  }
+
+  applySet(req: SetRequest): void {
+    if (this.closed) throw new UapiError(Errno.EIO, 'device is closed');
+    const now = this.native.now();
+    // What can fail in the kernel goes first, so a refused port or mark changes nothing else.
+    if (req.listenPort !== undefined && req.listenPort !== this.port) {
+      try {
+        this.port = this.native.bind(req.listenPort);
+      } catch (err) {
+        throw new UapiError(Errno.EADDRINUSE, `cannot listen on port ${req.listenPort}: ${(err as Error).message}`);
+      }
+    }
+    if (req.fwmark !== undefined && req.fwmark !== this.fwmark) {
+      try {
+        this.native.setFwmark(req.fwmark);
+        this.fwmark = req.fwmark;
+      } catch (err) {
+        throw new UapiError(Errno.EADDRINUSE, `cannot set fwmark ${req.fwmark}: ${(err as Error).message}`);
+      }
+    }
+    if (req.privateKey !== undefined) this.setPrivateKey(req.privateKey);
+    if (req.replacePeers) for (const peer of [...this.peers.values()]) this.removePeer(peer);
+    for (const ps of req.peers) this.applyPeer(ps, now);
+  }
+
+  private setPrivateKey(key: Uint8Array): void {
+    const next = isZero(key) ? null : clampPrivateKey(key);
+    const current = this.staticIdentity?.privateKey ?? null;
+    if ((next === null && current === null) || (next && current && equalBytes(next, current))) return;
+    this.staticIdentity = next ? { privateKey: next, publicKey: publicKeyOf(next) } : null;
+    this.handshakes.cookieChecker.setLocalPublicKey(this.staticIdentity?.publicKey ?? null);
+    // A peer with our own public key cannot exist: remove it.
+    const own = this.staticIdentity && this.peers.get(toHex(this.staticIdentity.publicKey));
+    if (own) this.removePeer(own);
+    for (const peer of this.peers.values()) {
+      peer.precomputedStaticStatic = this.staticIdentity ? dh(this.staticIdentity.privateKey, peer.publicKey) : null;
+      peer.expireSessions();
+    }
+  }
+
+  private applyPeer(ps: PeerSet, now: number): void {
+    // A peer with our own public key is ignored, lines and all (wireguard-go's "dummy" peer).
+    if (this.staticIdentity && equalBytes(ps.publicKey, this.staticIdentity.publicKey)) return;
+    const key = toHex(ps.publicKey);
+    let peer = this.peers.get(key);
+    if (ps.remove) {
+      if (peer) this.removePeer(peer);
+      return;
+    }
+    if (!peer) {
+      if (ps.updateOnly) return;
+      peer = new Peer(this, this.nextPeerId++, Uint8Array.from(ps.publicKey));
+      peer.precomputedStaticStatic = this.staticIdentity ? dh(this.staticIdentity.privateKey, peer.publicKey) : null;
+      this.peers.set(key, peer);
+      this.peersById.set(peer.id, peer);
+    }
+    if (ps.presharedKey !== undefined) peer.presharedKey = Uint8Array.from(ps.presharedKey);
+    if (ps.endpoint !== undefined) {
+      peer.configuredEndpoint = ps.endpoint;
+      this.native.setEndpoint(peer.id, ps.endpoint.address, ps.endpoint.port);
+    }
+    this.applyAllowedIps(peer, ps);
+    if (ps.persistentKeepaliveInterval !== undefined) peer.setPersistentKeepalive(ps.persistentKeepaliveInterval, now);
+  }
+
+  /** Apply allowed-IP edits in order, batching consecutive additions into one native call. */
+  private applyAllowedIps(peer: Peer, ps: PeerSet): void {
+    let adds: Prefix[] = [];
+    const flush = () => {
+      if (adds.length) this.native.insertAllowedIps(peer.id, encodePrefixes(adds));
+      adds = [];
+    };
+    for (const op of ps.allowedIps) {
+      if (op.op === 'add') {
+        this.allowedIps.insert(op.prefix, peer);
+        adds.push(op.prefix);
+        continue;
+      }
+      flush();
+      if (op.op === 'replace') {
+        this.allowedIps.removeValue(peer);
+        this.native.clearAllowedIps(peer.id);
+      } else if (this.allowedIps.remove(op.prefix, peer)) {
+        this.native.removeAllowedIps(peer.id, encodePrefixes([op.prefix]));
+      }
+    }
+    flush();
+  }
+
+  private removePeer(peer: Peer): void {
+    this.allowedIps.removeValue(peer);
+    peer.destroy();
+    this.peers.delete(toHex(peer.publicKey));
+    this.peersById.delete(peer.id);
+  }
+}
