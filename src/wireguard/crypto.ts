@@ -53,7 +53,7 @@ export function hmac(key: Uint8Array, data: Uint8Array): Uint8Array {
 function kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Uint8Array[] {
   const prk = hmac(key, input);
   const out: Uint8Array[] = [];
-  let previous = EMPTY;
+  let previous: Uint8Array = EMPTY;
   for (let i = 1; i <= n; i++) {
     const block = new Uint8Array(previous.length + 1);
     block.set(previous, 0);

@@ -29,6 +29,8 @@ export class Device implements UapiDevice, PeerHost {
 
   private staticIdentity: StaticIdentity | null = null;
   private fwmark = 0;
+  /** Port as configured (0 = any) and as bound. */
+  private configuredPort = 0;
   private port = 0;
   private readonly peers = new Map<string, Peer>();
   private readonly peersById = new Map<number, Peer>();
@@ -72,6 +74,15 @@ export class Device implements UapiDevice, PeerHost {
 
   counters(): { packetPath: NativeCounters; handshakes: HandshakeCounters } {
     return { packetPath: this.native.counters(), handshakes: { ...this.handshakes.counters } };
+  }
+
+  /** Flat counters for the control socket's `stats=1` (names in snake_case, like the protocol). */
+  stats(): Record<string, number | bigint> {
+    const out: Record<string, number | bigint> = {};
+    const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    for (const [k, v] of Object.entries(this.native.counters())) out[snake(k)] = v;
+    for (const [k, v] of Object.entries(this.handshakes.counters)) out[`handshake_${snake(k)}`] = v;
+    return out;
   }
 
   private onEvents(events: NativeEvent[]): void {
@@ -143,13 +154,17 @@ export class Device implements UapiDevice, PeerHost {
     if (this.closed) throw new UapiError(Errno.EIO, 'device is closed');
     const now = this.native.now();
     // What can fail in the kernel goes first, so a refused port or mark changes nothing else.
-    if (req.listenPort !== undefined && req.listenPort !== this.port) {
+    // `wg setconf`/`syncconf` send listen_port=0 whenever the file has no ListenPort: keep the
+    // random port we already have instead of moving to another one (wireguard-go would rebind).
+    const portChanges = req.listenPort !== undefined && !(req.listenPort === 0 && this.configuredPort === 0) && req.listenPort !== this.port;
+    if (portChanges) {
       try {
-        this.port = this.native.bind(req.listenPort);
+        this.port = this.native.bind(req.listenPort!);
       } catch (err) {
         throw new UapiError(Errno.EADDRINUSE, `cannot listen on port ${req.listenPort}: ${(err as Error).message}`);
       }
     }
+    if (req.listenPort !== undefined) this.configuredPort = req.listenPort;
     if (req.fwmark !== undefined && req.fwmark !== this.fwmark) {
       try {
         this.native.setFwmark(req.fwmark);

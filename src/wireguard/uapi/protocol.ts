@@ -18,6 +18,8 @@ export const MAX_SET_BYTES = 64 * 1024 * 1024;
 /** What the stream parser produces, in order; the server answers each one in that order. */
 export type UapiOperation =
   | { kind: 'get' }
+  /** weft's extension: `stats=1` answers the device's drop and traffic counters (wg never sends it). */
+  | { kind: 'stats' }
   | { kind: 'set'; request: SetRequest }
   /**
    * Answer `errno=<-errno>`. With `close`, the stream cannot be trusted any more (unknown
@@ -254,7 +256,7 @@ export class UapiStreamParser {
   /** A line not yet terminated: the pieces of earlier chunks (joined once, when it completes). */
   #partial: Buffer[] = [];
   #partialBytes = 0;
-  #state: 'command' | 'get' | 'set' | 'closed' = 'command';
+  #state: 'command' | 'get' | 'stats' | 'set' | 'closed' = 'command';
   #set: SetBodyParser | null = null;
   #setBytes = 0;
 
@@ -270,10 +272,11 @@ export class UapiStreamParser {
 
   push(chunk: Uint8Array): UapiOperation[] {
     const out: UapiOperation[] = [];
-    if (this.#state === 'closed') return out;
+    if (this.closed) return out;
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let start = 0;
-    while (this.#state !== 'closed') {
+    // `closed` (a getter) rather than #state: a fatal line inside the loop changes the state.
+    while (!this.closed) {
       const nl = buf.indexOf(NEWLINE, start);
       if (nl < 0) break;
       let line: string;
@@ -297,7 +300,7 @@ export class UapiStreamParser {
       start = nl + 1;
       this.#line(line, out);
     }
-    if (this.#state !== 'closed' && start < buf.length) {
+    if (!this.closed && start < buf.length) {
       const rest = buf.subarray(start);
       // Copy: the caller may reuse its chunk buffer.
       this.#partial.push(Buffer.from(rest));
@@ -324,6 +327,7 @@ export class UapiStreamParser {
     switch (this.#state) {
       case 'command':
         if (line === 'get=1') this.#state = 'get';
+        else if (line === 'stats=1') this.#state = 'stats';
         else if (line === 'set=1') {
           this.#state = 'set';
           this.#set = new SetBodyParser();
@@ -334,10 +338,13 @@ export class UapiStreamParser {
         }
         return;
       case 'get':
+      case 'stats': {
+        const kind = this.#state;
         this.#state = 'command';
-        if (line === '') out.push({ kind: 'get' });
-        else out.push({ kind: 'error', errno: Errno.EINVAL, message: 'trailing characters after get=1', close: false });
+        if (line === '') out.push({ kind });
+        else out.push({ kind: 'error', errno: Errno.EINVAL, message: `trailing characters after ${kind}=1`, close: false });
         return;
+      }
       case 'set': {
         const set = this.#set!;
         if (line === '') {
@@ -434,4 +441,11 @@ export function formatEndpoint(e: { address: string; port: number }): string {
 /** The whole `get` reply as one string (tests, small devices). */
 export function formatGet(snapshot: DeviceSnapshot): string {
   return [...formatGetReply(snapshot)].join('');
+}
+
+/** The `stats=1` reply: one `name=value` line per counter, then the errno line. */
+export function formatStats(counters: Record<string, number | bigint>): string {
+  let out = '';
+  for (const [name, value] of Object.entries(counters)) out += `${name}=${value}\n`;
+  return out + formatErrno(0);
 }

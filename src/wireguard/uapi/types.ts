@@ -68,4 +68,6 @@ export interface UapiDevice {
   snapshot(): DeviceSnapshot;
   /** Apply a validated request; throw UapiError on a semantic failure (e.g. port in use). */
   applySet(request: SetRequest): void;
+  /** Counters for weft's `stats=1` extension (drops by reason, traffic); optional. */
+  stats?(): Record<string, number | bigint>;
 }

@@ -1,0 +1,39 @@
+// Module entry of weft_native: createDevice(name, mtu, onEvents), and the test hooks
+// ReplayWindow, aeadSeal, aeadOpen. The contract is src/wireguard/native.ts.
+#include <napi.h>
+
+#include "device_wrap.h"
+#include "test_hooks.h"
+
+namespace weft {
+namespace {
+
+struct AddonData {
+  Napi::FunctionReference deviceClass;
+};
+
+Napi::Value createDevice(const Napi::CallbackInfo& info) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  std::vector<napi_value> args;
+  for (size_t i = 0; i < info.Length(); ++i) args.push_back(info[i]);
+  return data->deviceClass.New(args);
+}
+
+}  // namespace
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->deviceClass = Napi::Persistent(DeviceWrap::define(env));
+  env.SetInstanceData<AddonData>(data);
+  exports.Set("createDevice", Napi::Function::New<createDevice>(env, "createDevice"));
+  exports.Set("ReplayWindow", ReplayWindowWrap::define(env));
+  exports.Set("aeadSeal", Napi::Function::New<aeadSeal>(env, "aeadSeal"));
+  exports.Set("aeadOpen", Napi::Function::New<aeadOpen>(env, "aeadOpen"));
+  return exports;
+}
+
+}  // namespace weft
+
+static Napi::Object initWeftNative(Napi::Env env, Napi::Object exports) { return weft::init(env, exports); }
+
+NODE_API_MODULE(weft_native, initWeftNative)

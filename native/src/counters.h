@@ -1,0 +1,35 @@
+// Global traffic and drop counters of the packet path (NativeCounters in src/wireguard/native.ts).
+// Relaxed atomics: each is an independent monotonically increasing figure.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace weft {
+
+struct Counters {
+  using C = std::atomic<uint64_t>;
+  C tunRxPackets{0};
+  C tunTxPackets{0};
+  C udpRxPackets{0};
+  C udpTxPackets{0};
+  C dropMalformed{0};
+  C dropUnknownIndex{0};
+  C dropDecrypt{0};
+  C dropReplay{0};
+  C dropSourceCheck{0};
+  C dropInnerMalformed{0};
+  C dropNoPeer{0};
+  C dropStagedOverflow{0};
+  C dropHandshakeQueue{0};
+  C dropExpiredKey{0};
+  C icmpUnreachableSent{0};
+  // Beyond the contract (additive): failures that are not protocol drops.
+  C dropNoEndpoint{0};  // data for a peer with a keypair but no endpoint
+  C udpTxErrors{0};     // datagrams the kernel refused (no route, no socket bound...)
+  C tunTxErrors{0};     // packets the TUN refused
+
+  static void add(C& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+};
+
+}  // namespace weft

@@ -1,0 +1,142 @@
+// The packet path of one WireGuard interface, independent of N-API: the TUN, the UDP socket, the
+// peer / receiver-index / allowed-IPs tables and two threads.
+//
+//   TUN thread: read -> destination lookup -> peer -> current keypair ? encrypt -> sendmmsg
+//                                                   : stage (<= 128) + need-handshake
+//               no peer -> ICMP unreachable back into the TUN (rate limited)
+//   UDP thread: recvmmsg -> handshake message ? event to JavaScript
+//               transport ? index -> keypair -> decrypt -> replay window -> key confirmation
+//               -> roaming -> source check -> TUN write
+//
+// Locking: `tableMu_` (shared for lookups) guards peers_, index_ and allowedIps_; each peer's `mu`
+// guards its endpoint, keypair slots and staged packets. Order: tableMu_ before a peer's mu, never
+// the reverse. Counters and per-peer figures are atomics. Public methods other than the threads are
+// called from the JavaScript thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "allowed_ips.h"
+#include "counters.h"
+#include "endpoint.h"
+#include "events.h"
+#include "icmp.h"
+#include "keypair.h"
+#include "peer.h"
+#include "tun.h"
+#include "udp.h"
+
+namespace weft {
+
+struct PeerState {
+  uint64_t txBytes = 0;
+  uint64_t rxBytes = 0;
+  Endpoint endpoint;  // family 0: none
+  int64_t lastAuthSent = 0;
+  int64_t lastAuthReceived = 0;
+  int64_t firstDataSentSinceAuthReceived = 0;
+  int64_t firstDataReceivedSinceAuthSent = 0;
+  bool hasCurrentKeypair = false;
+  size_t staged = 0;
+};
+
+class Device {
+ public:
+  /** Opens the TUN and sets its MTU. `events` must outlive the threads (until close()). */
+  Device(const std::string& name, int mtu, EventSink* events);
+  ~Device();
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  const std::string& name() const { return tun_->name(); }
+  void start();
+  /** Stops and joins the threads, closes TUN and socket, wipes keys. Idempotent. */
+  void close();
+  bool closed() const { return closed_.load(); }
+  bool started() const { return started_.load(); }
+
+  uint16_t bind(uint16_t port);
+  void setFwmark(uint32_t mark);
+  int mtu() { return tun_->mtu(); }
+
+  void addPeer(PeerId id);
+  void removePeer(PeerId id);
+  void setEndpoint(PeerId id, const Endpoint& ep);
+  void clearEndpoint(PeerId id);
+  void insertAllowedIps(PeerId id, const std::vector<Prefix>& prefixes);
+  void removeAllowedIps(PeerId id, const std::vector<Prefix>& prefixes);
+  void clearAllowedIps(PeerId id);
+
+  void installKeypair(PeerId id, const KeypairSpec& spec);
+  void expireKeypairs(PeerId id);
+  void clearStaged(PeerId id);
+  void requestHandshakeAgain(PeerId id);
+  bool sendKeepalive(PeerId id);
+  bool sendToPeer(PeerId id, const uint8_t* data, size_t len);
+  void sendTo(const Endpoint& ep, const uint8_t* data, size_t len);
+
+  PeerState peerState(PeerId id);
+  const Counters& counters() const { return counters_; }
+
+ private:
+  struct IndexEntry {
+    std::shared_ptr<Keypair> keypair;
+    std::shared_ptr<Peer> peer;
+  };
+
+  std::shared_ptr<Peer> findPeer(PeerId id);  // throws UsageError ENOENT
+  std::shared_ptr<UdpSocket> socket();
+  void wake(int fd);
+  void deviceGone(const std::string& reason);
+  void requestHandshake(Peer& peer);
+  void stage(Peer& peer, const uint8_t* pkt, size_t len);
+  /** Under peer.mu: the current keypair with a reserved nonce, or null when none is usable. */
+  std::shared_ptr<Keypair> reserveNonce(Peer& peer, int64_t now, uint64_t* nonce);
+  /** Writes header, padding and tag around the plaintext at buf + 16; returns the datagram size. */
+  size_t sealTransport(const Keypair& kp, uint64_t nonce, uint8_t* buf, size_t plainLen, int mtu);
+  void afterSend(Peer& peer, const Keypair& kp, uint64_t nonce, bool data, size_t bytes, int64_t now);
+  /** Encrypts and sends the peer's staged packets with its current keypair (any thread). */
+  void sendStaged(Peer& peer);
+  void dropIndexIfSame(const std::shared_ptr<Keypair>& kp);
+
+  void tunLoop();
+  /** One packet read into slot + 16; true when it was encrypted and queued in `batch`. */
+  bool routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, const UdpSocket* sock, int mtu, int64_t now);
+  void answerUnreachable(const uint8_t* pkt, size_t len);
+  void udpLoop();
+  void receiveDatagram(uint8_t* data, size_t len, const Endpoint& source);
+  void receiveTransport(uint8_t* data, size_t len, const Endpoint& source);
+
+  std::unique_ptr<Tun> tun_;
+  EventSink* events_;
+  Counters counters_;
+  IcmpRateLimiter icmpLimiter_{100};
+
+  std::shared_mutex tableMu_;
+  std::unordered_map<PeerId, std::shared_ptr<Peer>> peers_;
+  std::unordered_map<uint32_t, IndexEntry> index_;
+  AllowedIps allowedIps_;
+
+  std::mutex sockMu_;
+  std::shared_ptr<UdpSocket> sock_;
+  uint32_t fwmark_ = 0;
+
+  int wakeTun_ = -1;
+  int wakeUdp_ = -1;
+  std::thread tunThread_;
+  std::thread udpThread_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> goneRaised_{false};
+};
+
+}  // namespace weft

@@ -1,0 +1,19 @@
+// weft: the command-line entry point. Subcommands arrive with their issues; today: `demo`.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runTunnelDemo } from '../lab/tunnel-demo.ts';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const [cmd, ...rest] = process.argv.slice(2);
+
+switch (cmd) {
+  case 'demo': {
+    const secondsFlag = rest.indexOf('--seconds');
+    const seconds = secondsFlag >= 0 ? Number(rest[secondsFlag + 1]) : 3;
+    await runTunnelDemo({ weftWg: path.join(repo, 'bin/weft-wg'), seconds, log: (l) => console.log(`weft: ${l}`) });
+    break;
+  }
+  default:
+    process.stderr.write('Usage: weft demo [--seconds N]\n  demo  two namespaces joined by a weft-wg tunnel: ping, iperf3, wg show\n');
+    process.exit(cmd === undefined || cmd === '--help' ? 0 : 2);
+}
