@@ -467,7 +467,8 @@ PeerState Device::peerState(PeerId id) {
 // ---- TUN thread -------------------------------------------------------------------------------
 
 void Device::tunLoop() {
-  std::vector<uint8_t> slots(kTunBatch * kTunSlot);
+  // Not zero-filled: only the pages that packets touch get committed.
+  std::unique_ptr<uint8_t[]> slots(new uint8_t[kTunBatch * kTunSlot]);
   SendBatch batch(kTunBatch);
   pollfd fds[2] = {{tun_->fd(), POLLIN, 0}, {wakeTun_, POLLIN, 0}};
   while (!stopping_) {
@@ -487,7 +488,7 @@ void Device::tunLoop() {
     bool gone = false;
     int goneErr = 0;
     for (size_t i = 0; i < kTunBatch; ++i) {
-      uint8_t* slot = slots.data() + used * kTunSlot;
+      uint8_t* slot = slots.get() + used * kTunSlot;
       ssize_t n = read(tun_->fd(), slot + kTransportHeaderSize, kTunReadMax);
       if (n < 0) {
         if (errno == EINTR) continue;

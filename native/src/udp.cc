@@ -134,7 +134,12 @@ SendBatch::Result SendBatch::flush(const UdpSocket& sock) {
 }
 
 RecvBatch::RecvBatch(size_t count)
-    : count_(count), stride_(kMaxDatagram + 1), buffers_(count * stride_), msgs_(count), iov_(count), addrs_(count) {}
+    : count_(count),
+      stride_(kMaxDatagram + 1),
+      buffers_(new uint8_t[count * stride_]),
+      msgs_(count),
+      iov_(count),
+      addrs_(count) {}
 
 RecvBatch::~RecvBatch() = default;
 

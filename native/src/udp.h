@@ -71,7 +71,7 @@ class RecvBatch {
   ~RecvBatch();
   /** Receives without blocking; returns the number of datagrams, 0 if none, -errno on error. */
   int receive(const UdpSocket& sock);
-  uint8_t* data(size_t i) { return buffers_.data() + i * stride_; }
+  uint8_t* data(size_t i) { return buffers_.get() + i * stride_; }
   size_t length(size_t i) const;
   bool truncated(size_t i) const;
   Endpoint source(size_t i) const { return fromSockaddr(addrs_[i]); }
@@ -79,7 +79,7 @@ class RecvBatch {
  private:
   size_t count_;
   size_t stride_;
-  std::vector<uint8_t> buffers_;
+  std::unique_ptr<uint8_t[]> buffers_;  // not zero-filled: pages are committed only when used
   std::vector<mmsghdr> msgs_;
   std::vector<struct iovec> iov_;
   std::vector<sockaddr_storage> addrs_;

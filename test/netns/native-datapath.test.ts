@@ -87,8 +87,8 @@ class DeviceChild {
     return this.call('counters');
   }
 
-  waitEvent(what: string, pred: (e: Event) => boolean, timeoutMs = 10_000): Promise<Event> {
-    return waitFor(what, () => this.events.find(pred), timeoutMs);
+  async waitEvent(what: string, pred: (e: Event) => boolean, timeoutMs = 10_000): Promise<Event> {
+    return (await waitFor(what, () => this.events.find(pred), timeoutMs))!;
   }
 
   end(): void {
@@ -268,6 +268,38 @@ describe('native datapath between two namespaces', { timeout: 120_000 }, () => {
     assert.equal((await ping(nsB, ['-c', '1', '-W', '2', '10.9.0.1'])).code, 0);
   });
 
+  it('sends keepalives and handshake-class messages for the control plane', async () => {
+    const sa0 = await a.call('peerState', PEER_ON_A);
+    const sb0 = await b.call('peerState', PEER_ON_B);
+    const cb0 = await b.counters();
+    assert.equal(await a.call('sendKeepalive', PEER_ON_A), true);
+    await waitFor('keepalive received', async () => (await b.call('peerState', PEER_ON_B)).lastAuthReceived > sb0.lastAuthReceived);
+    const sb1 = await b.call('peerState', PEER_ON_B);
+    assert.equal(sb1.rxBytes - sb0.rxBytes, 32n, 'a keepalive is a bare 32-byte transport message');
+    assert.equal(delta(await b.counters(), cb0, 'tunTxPackets'), 0n, 'nothing written to the TUN');
+    const sa1 = await a.call('peerState', PEER_ON_A);
+    assert.equal(sa1.txBytes - sa0.txBytes, 32n);
+    assert.ok(sa1.lastAuthSent > sa0.lastAuthSent);
+
+    const initiation = Buffer.alloc(148, 0xab);
+    initiation.writeUInt32LE(1, 0);
+    const before = b.events.filter((e) => e.kind === 'handshake').length;
+    assert.equal(await a.call('sendToPeer', PEER_ON_A, initiation), true);
+    const reply = Buffer.alloc(64, 0xcd);
+    reply.writeUInt32LE(3, 0);
+    await a.call('sendTo', '10.77.0.2', portB, reply);
+    const got = (await waitFor('handshake messages on B', () => {
+      const hs = b.events.filter((e) => e.kind === 'handshake').slice(before);
+      return hs.length >= 2 ? hs : undefined;
+    }))!;
+    assert.deepEqual(got[0]!.data, initiation);
+    assert.deepEqual(got[1]!.data, reply);
+    assert.equal(got[1]!.address, '10.77.0.1');
+    assert.equal(got[1]!.port, portA);
+    assert.equal((await a.call('peerState', PEER_ON_A)).txBytes - sa1.txBytes, 148n, 'sendToPeer counts, sendTo does not');
+    await assert.rejects(a.call('sendTo', 'nonsense', 1, reply), (err: NodeJS.ErrnoException) => err.code === 'EINVAL');
+  });
+
   it('counts garbage datagrams as drops and keeps working', async () => {
     // Build the garbage here and classify it by the receive rules the device must follow.
     const REJECT = 2n ** 64n - 2n ** 13n - 1n;
@@ -332,22 +364,22 @@ describe('native datapath between two namespaces', { timeout: 120_000 }, () => {
       });`;
     const sent = await lab.exec(nsB, [nodeBin, '-e', sender], { input: JSON.stringify(datagrams.map((d) => d.toString('hex'))) });
     const senderPort = Number(sent.stdout.trim());
-    const c1 = await waitFor(
+    const c1 = (await waitFor(
       'garbage counted',
       async () => {
         const c = await a.counters();
         return delta(c, c0, 'udpRxPackets') >= BigInt(datagrams.length) && delta(c, c0, 'dropMalformed') >= expected.dropMalformed ? c : undefined;
       },
       10_000,
-    );
+    ))!;
     assert.equal(delta(c1, c0, 'dropMalformed'), expected.dropMalformed, 'dropMalformed');
     assert.equal(delta(c1, c0, 'dropUnknownIndex'), expected.dropUnknownIndex, 'dropUnknownIndex');
     assert.equal(delta(c1, c0, 'dropDecrypt'), expected.dropDecrypt, 'dropDecrypt');
     assert.equal(delta(c1, c0, 'dropReplay'), expected.dropReplay, 'dropReplay');
-    const handshakes = await waitFor('handshake events', () => {
+    const handshakes = (await waitFor('handshake events', () => {
       const hs = a.events.filter((e) => e.kind === 'handshake').slice(handshakes0);
       return hs.length >= expected.handshake ? hs : undefined;
-    });
+    }))!;
     assert.equal(handshakes.length, expected.handshake);
     for (const h of handshakes) {
       assert.equal(h.address, '10.77.0.2');
@@ -408,5 +440,82 @@ describe('native datapath between two namespaces', { timeout: 120_000 }, () => {
     const gone = await b.waitEvent('device-gone on B', (e) => e.kind === 'device-gone', 10_000);
     assert.match(gone.reason!, /TUN/);
     await b.call('close');
+  });
+});
+
+describe('native device lifecycle (N-API hygiene)', { timeout: 60_000 }, () => {
+  const lab = NetLab.create();
+  let ns: string;
+
+  before(async () => {
+    ns = await lab.namespace('l');
+  });
+
+  after(async () => {
+    await lab.cleanup();
+  });
+
+  // Runs an ES module snippet with the addon loaded as `m`, inside the namespace.
+  const runChild = (body: string, timeoutMs = 15_000) =>
+    lab.exec(
+      ns,
+      [nodeBin, '--expose-gc', '--input-type=module', '-e', `const { native } = await import(${JSON.stringify(path.join(repoRoot, 'src/wireguard/native.ts'))});\nconst m = native();\n${body}`],
+      { allowFail: true, timeoutMs },
+    );
+
+  it('collects an unstarted device (its TUN disappears) and rejects bad arguments', async () => {
+    const [gcName, badName] = [lab.ifname('wl'), lab.ifname('wl')];
+    const r = await runChild(`
+      import('node:fs').then(async ({ existsSync }) => {
+        const out = {};
+        (() => { m.createDevice('${gcName}', 1420, () => {}); })();
+        out.createdExists = existsSync('/sys/class/net/${gcName}');
+        for (let i = 0; i < 20 && existsSync('/sys/class/net/${gcName}'); i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+        out.goneAfterGc = !existsSync('/sys/class/net/${gcName}');
+        const codes = [];
+        for (const f of [
+          () => m.createDevice('x'.repeat(16), 1420, () => {}),
+          () => m.createDevice('${badName}', 100, () => {}),
+          () => m.createDevice('${badName}', 1420, 'nope'),
+        ]) { try { f(); codes.push('no error'); } catch (e) { codes.push(e.code ?? e.name); } }
+        const d = m.createDevice('${badName}', 1420, () => {});
+        for (const f of [
+          () => d.addPeer(-1), () => d.addPeer(1.5), () => d.setEndpoint(1, '1.2.3.4', 1),
+          () => { d.addPeer(1); d.addPeer(1); }, () => d.setEndpoint(1, 'not an address', 1),
+          () => d.insertAllowedIps(1, Buffer.alloc(17)), () => d.insertAllowedIps(1, Buffer.from([4, 33, ...new Array(16).fill(0)])),
+          () => d.installKeypair(1, { localIndex: 1, remoteIndex: 2, sendKey: Buffer.alloc(31), receiveKey: Buffer.alloc(32), initiator: true }),
+          () => { d.start(); d.start(); },
+        ]) { try { f(); codes.push('no error'); } catch (e) { codes.push(e.code ?? e.name); } }
+        out.codes = codes;
+        d.close();
+        out.afterClose = (() => { try { d.bind(0); return 'no error'; } catch (e) { return e.code; } })();
+        console.log(JSON.stringify(out));
+      });`);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.createdExists, true);
+    assert.equal(out.goneAfterGc, true, 'GC closed the unstarted device');
+    assert.deepEqual(out.codes, [
+      'EINVAL', 'RangeError', 'TypeError', // createDevice: name too long, MTU, callback
+      'RangeError', 'TypeError', 'ENOENT', 'EEXIST', 'EINVAL', 'RangeError', 'RangeError', 'TypeError', 'ERR_STARTED',
+    ]);
+    assert.equal(out.afterClose, 'ERR_CLOSED');
+  });
+
+  it('releases the event loop on close() and stops running threads on process.exit()', async () => {
+    const [one, two] = [lab.ifname('wl'), lab.ifname('wl')];
+    // close(): nothing keeps the process alive afterwards, so it ends by itself.
+    const closed = await runChild(`
+      const d = m.createDevice('${one}', 1420, () => {});
+      d.bind(0); d.start();
+      setTimeout(() => { d.close(); console.log('closed'); }, 200);`);
+    assert.equal(closed.code, 0, closed.stderr);
+    assert.equal(closed.stdout.trim(), 'closed');
+    // A running device never closed: the environment cleanup hook joins its threads at exit.
+    const exited = await runChild(`
+      const d = m.createDevice('${two}', 1420, () => {});
+      d.bind(0); d.start();
+      setTimeout(() => process.exit(0), 200);`);
+    assert.equal(exited.code, 0, exited.stderr);
   });
 });

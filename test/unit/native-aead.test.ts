@@ -124,6 +124,7 @@ test('argument checking', () => {
   assert.throws(() => aeadSeal(Buffer.alloc(32), -1n, Buffer.alloc(1)), RangeError);
   assert.throws(() => aeadSeal(Buffer.alloc(32), 0n, 'text' as unknown as Buffer), TypeError);
   assert.throws(() => aeadOpen(Buffer.alloc(33), 0n, Buffer.alloc(16)), RangeError);
-  // A Uint8Array is as good as a Buffer.
-  assert.equal(aeadSeal(new Uint8Array(32), 1n, new Uint8Array(3)).length, 19);
+  // A plain Uint8Array is accepted where the contract says Buffer.
+  const u8 = (n: number) => new Uint8Array(n) as unknown as Buffer;
+  assert.equal(aeadSeal(u8(32), 1n, u8(3)).length, 19);
 });
