@@ -172,6 +172,21 @@ describe('weft-wg on a live tunnel', () => {
     await lab.exec(a.ns, ['wg', 'set', a.ifname, 'peer', b.publicKey, 'persistent-keepalive', 'off']);
   });
 
+  test('fwmark marks the UDP socket: a policy rule on the mark decides where tunnel packets may go', async () => {
+    const { a, b } = pair;
+    await lab.exec(a.ns, ['ip', 'rule', 'add', 'priority', '100', 'fwmark', '0x77', 'prohibit']);
+    try {
+      await lab.exec(a.ns, ['wg', 'set', a.ifname, 'fwmark', '0x77']);
+      assert.match((await lab.exec(a.ns, ['wg', 'show', a.ifname, 'fwmark'])).stdout, /^0x77$/m);
+      const blocked = await pair.ping(a, b.tunnel.v4, { count: 3, interval: 0.2, waitSec: 1 });
+      assert.equal(blocked.received, 0, 'marked tunnel packets hit the prohibit rule');
+      await lab.exec(a.ns, ['wg', 'set', a.ifname, 'fwmark', 'off']);
+      await pair.waitPing(a, b.tunnel.v4);
+    } finally {
+      await lab.exec(a.ns, ['ip', 'rule', 'del', 'priority', '100'], { allowFail: true });
+    }
+  });
+
   test('the TUN keeps working after it moves to another namespace (the socket stays where it was born)', async () => {
     const { a, b } = pair;
     const inner = await lab.namespace('inner');
