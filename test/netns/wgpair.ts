@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { type NetLab, run, sleep, waitFor } from './harness.ts';
+import { type NetLab, run, waitFor } from './harness.ts';
 import { type DeviceHandle, type WgImpl, startDevice } from './impl.ts';
 
 export type Family = 'v4' | 'v6';
@@ -354,4 +354,3 @@ export function percentile(values: number[], p: number): number {
   return s[i]!;
 }
 
-export { sleep };
