@@ -341,8 +341,10 @@ export class UapiStreamParser {
       case 'stats': {
         const kind = this.#state;
         this.#state = 'command';
+        // A get takes no arguments: anything else means the client speaks another protocol, so
+        // answer once and close, as wireguard-go does, instead of reading its lines as commands.
         if (line === '') out.push({ kind });
-        else out.push({ kind: 'error', errno: Errno.EINVAL, message: `trailing characters after ${kind}=1`, close: false });
+        else this.#fatal(out, Errno.EINVAL, `trailing characters after ${kind}=1`);
         return;
       }
       case 'set': {
