@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { NetLab } from './harness.ts';
+import { NetLab, run } from './harness.ts';
 import { pairLabel, pairMatrix, type ImplPair } from './impl.ts';
 import { WgPair, formatEndpoint, type Side } from './wgpair.ts';
 
@@ -141,6 +141,29 @@ function interopSuite(p: ImplPair): void {
         assert.equal((await pair.dump(o)).peers.length, 1, 'old key is gone');
       });
     }
+
+    test('preshared key: matching keys handshake, a mismatched key does not', async () => {
+      const [psk, wrong] = await Promise.all([run('wg', ['genpsk']), run('wg', ['genpsk'])]).then((r) => r.map((x) => x.stdout.trim()));
+      // Peers are re-created so the next handshake starts from scratch with the key in question.
+      const repeer = async (pskA: string, pskB: string) => {
+        for (const [s, key] of [[pair.a, pskA], [pair.b, pskB]] as const) {
+          const o = pair.other(s);
+          const endpoint = s === pair.a ? ['endpoint', formatEndpoint(o.underlay.v4, o.listenPort)] : [];
+          await pair.wg(s, ['set', s.ifname, 'peer', o.publicKey, 'remove']);
+          await pair.wg(s, ['set', s.ifname, 'peer', o.publicKey, 'preshared-key', pair.keyFile(key!), ...endpoint, 'allowed-ips', `${o.tunnel.v4}/32,${o.tunnel.v6}/128`]);
+        }
+      };
+      await repeer(psk!, psk!);
+      await pair.waitPing(pair.a, pair.b.tunnel.v4, 10_000);
+      assert.equal((await pair.peerOf(pair.a))?.presharedKey, psk);
+      assert.equal((await pair.peerOf(pair.b))?.presharedKey, psk);
+      await repeer(psk!, wrong!);
+      const r = await pair.ping(pair.a, pair.b.tunnel.v4, { count: 4, interval: 0.5, waitSec: 1, deadlineSec: 4 });
+      assert.equal(r.received, 0, 'no session when the preshared keys differ');
+      assert.equal((await pair.peerOf(pair.a))?.latestHandshake, 0, 'the initiator never completed a handshake');
+      await repeer(psk!, psk!);
+      await pair.waitPing(pair.a, pair.b.tunnel.v4, 10_000);
+    });
 
     test('removing the peer stops traffic', async () => {
       await pair.wg(pair.b, ['set', pair.b.ifname, 'peer', pair.a.publicKey, 'remove']);
