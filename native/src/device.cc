@@ -304,7 +304,7 @@ void Device::stage(Peer& peer, const uint8_t* pkt, size_t len) {
 
 std::shared_ptr<Keypair> Device::reserveNonce(Peer& peer, int64_t now, uint64_t* nonce) {
   const std::shared_ptr<Keypair>& kp = peer.current;
-  if (!kp || now - kp->created >= kRejectAfterTime) return nullptr;
+  if (!kp || kp->age(now) >= kRejectAfterTime) return nullptr;
   uint64_t n = kp->sendCounter.load(std::memory_order_relaxed);
   do {
     if (n >= kRejectAfterMessages) return nullptr;  // exhausted: the counter never moves again
@@ -330,7 +330,9 @@ void Device::afterSend(Peer& peer, const Keypair& kp, uint64_t nonce, bool data,
   peer.lastAuthSent.store(now, std::memory_order_relaxed);
   peer.firstDataReceivedSinceAuthSent.store(0, std::memory_order_relaxed);
   if (data) setIfZero(peer.firstDataSentSinceAuthReceived, now);
-  if (kp.initiator && (nonce >= kRekeyAfterMessages || now - kp.created >= kRekeyAfterTime)) requestHandshake(peer);
+  // Either side rekeys on the message count; only the initiator on age (wireguard-go
+  // keepKeyFreshSending, kernel keep_key_fresh).
+  if (nonce >= kRekeyAfterMessages || (kp.initiator && kp.age(now) >= kRekeyAfterTime)) requestHandshake(peer);
 }
 
 void Device::sendStaged(Peer& peer) {
@@ -462,6 +464,23 @@ PeerState Device::peerState(PeerId id) {
   s.firstDataSentSinceAuthReceived = peer->firstDataSentSinceAuthReceived.load();
   s.firstDataReceivedSinceAuthSent = peer->firstDataReceivedSinceAuthSent.load();
   return s;
+}
+
+// ---- Test hooks -------------------------------------------------------------------------------
+
+void Device::testAgeKeypairs(PeerId id, int64_t ns) {
+  auto peer = findPeer(id);
+  std::lock_guard<std::mutex> lock(peer->mu);
+  for (auto* slot : {&peer->previous, &peer->current, &peer->next})
+    if (*slot) (*slot)->created.fetch_sub(ns, std::memory_order_relaxed);
+}
+
+bool Device::testSetSendCounter(PeerId id, uint64_t counter) {
+  auto peer = findPeer(id);
+  std::lock_guard<std::mutex> lock(peer->mu);
+  if (!peer->current) return false;
+  peer->current->sendCounter.store(counter, std::memory_order_relaxed);
+  return true;
 }
 
 // ---- TUN thread -------------------------------------------------------------------------------
@@ -669,7 +688,7 @@ void Device::receiveTransport(uint8_t* data, size_t len, const Endpoint& source)
   Keypair& kp = *entry.keypair;
   Peer& peer = *entry.peer;
   int64_t now = monotonicNs();
-  if (now - kp.created >= kRejectAfterTime) {
+  if (kp.age(now) >= kRejectAfterTime) {
     Counters::add(counters_.dropExpiredKey);
     return;
   }
@@ -714,7 +733,7 @@ void Device::receiveTransport(uint8_t* data, size_t len, const Endpoint& source)
   peer.lastAuthReceived.store(now, std::memory_order_relaxed);
   peer.firstDataSentSinceAuthReceived.store(0, std::memory_order_relaxed);
   peer.rxBytes.fetch_add(len, std::memory_order_relaxed);
-  if (isCurrent && kp.initiator && now - kp.created >= kRekeyOnReceiveAge) requestHandshake(peer);
+  if (isCurrent && kp.initiator && kp.age(now) >= kRekeyOnReceiveAge) requestHandshake(peer);
 
   if (textLen == 0) return;  // keepalive
   setIfZero(peer.firstDataReceivedSinceAuthSent, now);

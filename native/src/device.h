@@ -86,6 +86,14 @@ class Device {
   PeerState peerState(PeerId id);
   const Counters& counters() const { return counters_; }
 
+  // TEST ONLY. Hooks for the key-lifetime tests (native.ts: testAgeKeypairs, testSetSendCounter);
+  // the control plane never calls them, and weft-wg only reaches them when started with
+  // WEFT_WG_TEST_HOOKS=1. They move the state the timers read instead of waiting minutes.
+  /** Moves the creation time of every keypair of the peer (previous, current, next) `ns` back. */
+  void testAgeKeypairs(PeerId id, int64_t ns);
+  /** Sets the next send counter of the peer's current keypair; false when it has none. */
+  bool testSetSendCounter(PeerId id, uint64_t counter);
+
  private:
   struct IndexEntry {
     std::shared_ptr<Keypair> keypair;

@@ -38,6 +38,8 @@ class Keypair {
   Keypair(const Keypair&) = delete;
   Keypair& operator=(const Keypair&) = delete;
 
+  int64_t age(int64_t now) const { return now - created.load(std::memory_order_relaxed); }
+
   /** Records a received counter (after authentication); false for a replay or a too old one. */
   bool acceptCounter(uint64_t counter) {
     std::lock_guard<std::mutex> lock(replayMu_);
@@ -47,7 +49,11 @@ class Keypair {
   const uint32_t localIndex;
   const uint32_t remoteIndex;
   const bool initiator;
-  const int64_t created;  // monotonic ns
+  /**
+   * Monotonic ns at creation. Only ever moved by the test hook Device::testAgeKeypairs (hence
+   * atomic: the packet threads read it without the peer's lock); read it through age().
+   */
+  std::atomic<int64_t> created;
   uint8_t sendKey[kAeadKeySize];
   uint8_t receiveKey[kAeadKeySize];
   std::atomic<uint64_t> sendCounter{0};

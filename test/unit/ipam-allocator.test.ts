@@ -187,6 +187,22 @@ test('idempotent per peer; a different announcement re-allocates and frees the o
   assertDisjoint(ipam, BASE);
 });
 
+test('a repeated announcement keeps its block even when a lower one has been freed', () => {
+  const ipam = new Ipam(BASE);
+  assert.equal(ipam.remapPodCIDR('b', '10.0.0.0/16'), '10.1.0.0/16');
+  assert.equal(ipam.remapPodCIDR('c', '10.0.0.0/16'), '10.2.0.0/16');
+  assert.equal(ipam.remapExternalCIDR('c', '10.1.0.0/16'), '10.3.0.0/16');
+  ipam.release('b');
+  assert.equal(ipam.remapPodCIDR('c', '10.0.0.0/16'), '10.2.0.0/16');
+  assert.equal(ipam.remapExternalCIDR('c', '10.1.0.0/16'), '10.3.0.0/16');
+  // Also across a restart.
+  const restored = new Ipam(BASE, clone(ipam.snapshot()));
+  assert.equal(restored.remapPodCIDR('c', '10.0.0.0/16'), '10.2.0.0/16');
+  assert.equal(restored.remapExternalCIDR('c', '10.1.0.0/16'), '10.3.0.0/16');
+  // A newcomer gets the freed block.
+  assert.equal(restored.remapPodCIDR('d', '10.0.0.0/16'), '10.1.0.0/16');
+});
+
 test('re-announcing a clashing CIDR of the same size may reuse the peer\'s own block', () => {
   const ipam = new Ipam(BASE);
   assert.equal(ipam.remapPodCIDR('b', '10.0.0.0/16'), '10.1.0.0/16');

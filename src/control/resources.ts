@@ -1,0 +1,111 @@
+// The resources weft's pieces exchange through a store (the embedded file store in the lab, the
+// Kubernetes API in production). Controllers only write declarative resources; the gateway and the
+// node agents reconcile the kernel toward them and report status.
+//
+//   ClusterNetwork  (one, "local")  what this cluster is: pod/service/node/fabric ranges, its own
+//                                   external CIDR, its gateway's endpoint and public key (status).
+//   Node, Pod                       the cluster's nodes (internal IP, pod CIDRs) and pods (node, IP).
+//   Peering         (one per remote) what the remote announced (spec) and how the link is (status).
+//   FabricPeer      (one per remote) the controller's decision for that peering, consumed by the
+//                                   gateway and every node agent: remaps, tunnel interface, mark/table.
+
+export const API_VERSION = 'weft.io/v1alpha1';
+
+export interface ClusterNetworkSpec {
+  clusterId: string;
+  podCIDR: string;
+  serviceCIDR: string;
+  nodeCIDRs: string[];
+  /** Addresses of the node↔gateway VXLAN overlay: a host's overlay IP keeps its node IP's host bits. */
+  fabricCIDR: string;
+  /** VXLAN network identifier and UDP port of the node↔gateway fabric. */
+  vxlanId: number;
+  vxlanPort: number;
+  /** The gateway's address and port as seen by remote gateways (WAN side). */
+  gatewayEndpoint: { host: string; port: number };
+  /** The node (internal IP) that hosts the gateway. */
+  gatewayNodeIP: string;
+  /** MTU of the node network (underlay) and of the WAN path between gateways. */
+  underlayMtu: number;
+  wanMtu: number;
+}
+
+export interface ClusterNetworkStatus {
+  /** Allocated once by IPAM: the range that stands for this cluster's node network to remotes. */
+  externalCIDR?: string;
+  gatewayPublicKey?: string;
+  conditions?: Condition[];
+}
+
+export interface NodeSpec {
+  internalIP: string;
+  podCIDRs: string[];
+}
+
+export interface PodSpec {
+  nodeName: string;
+  podIP: string;
+}
+
+/** What the remote cluster told us: its real ranges and how to reach its gateway. */
+export interface PeeringSpec {
+  remoteClusterId: string;
+  remotePodCIDR: string;
+  remoteExternalCIDR: string;
+  remoteNodeCIDRs: string[];
+  remoteEndpoint: { host: string; port: number };
+  /** Base64 WireGuard public key of the remote gateway. */
+  remotePublicKey: string;
+}
+
+export type PeeringPhase = 'Connecting' | 'Connected' | 'Error';
+
+export interface PeeringStatus {
+  phase: PeeringPhase;
+  /** Machine-readable reason and human message when phase is Error (or why Connecting). */
+  reason?: string;
+  message?: string;
+  /** The remote pod CIDR and external CIDR as seen locally (IPAM's choice). */
+  podCIDRRemap?: string;
+  externalCIDRRemap?: string;
+  latencyMs?: number;
+  lastHandshake?: string;
+  txBytes?: number;
+  rxBytes?: number;
+  conditions?: Condition[];
+}
+
+/** The controller's decision for one peering: everything the data plane needs, nothing more. */
+export interface FabricPeerSpec {
+  remoteClusterId: string;
+  /** Remote's real ranges (inside the tunnel, after translation). */
+  remotePodCIDR: string;
+  remoteExternalCIDR: string;
+  /** Local stand-ins (what local pods use as destination; what they see as source). */
+  podCIDRRemap: string;
+  externalCIDRRemap: string;
+  /** WireGuard device of this peering on the gateway. */
+  interfaceName: string;
+  listenPort: number;
+  remoteEndpoint: { host: string; port: number };
+  remotePublicKey: string;
+  /** fwmark and routing table that keep this peering's translated traffic apart from the others. */
+  mark: number;
+  table: number;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+
+export const Kinds = {
+  ClusterNetwork: 'ClusterNetwork',
+  Node: 'Node',
+  Pod: 'Pod',
+  Peering: 'Peering',
+  FabricPeer: 'FabricPeer',
+} as const;
