@@ -1,5 +1,5 @@
 // Module entry of weft_native: createDevice(name, mtu, onEvents), and the test hooks
-// ReplayWindow, aeadSeal, aeadOpen. The contract is src/wireguard/native.ts.
+// ReplayWindow, AllowedIpsTable, aeadSeal, aeadOpen. The contract is src/wireguard/native.ts.
 #include <napi.h>
 
 #include "device_wrap.h"
@@ -27,6 +27,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);
   exports.Set("createDevice", Napi::Function::New<createDevice>(env, "createDevice"));
   exports.Set("ReplayWindow", ReplayWindowWrap::define(env));
+  exports.Set("AllowedIpsTable", AllowedIpsTableWrap::define(env));
   exports.Set("aeadSeal", Napi::Function::New<aeadSeal>(env, "aeadSeal"));
   exports.Set("aeadOpen", Napi::Function::New<aeadOpen>(env, "aeadOpen"));
   return exports;

@@ -9,24 +9,6 @@
 namespace weft {
 namespace {
 
-constexpr size_t kRecordSize = 18;  // [family][prefix length][16 address bytes]
-
-std::vector<Prefix> prefixRecords(const Napi::CallbackInfo& info, size_t i) {
-  Napi::Uint8Array records = bytesArg(info, i, "records");
-  const uint8_t* p = records.Data();
-  size_t len = records.ByteLength();
-  if (len % kRecordSize != 0) throwRangeError(info.Env(), "records must be a multiple of 18 bytes");
-  std::vector<Prefix> out;
-  out.reserve(len / kRecordSize);
-  for (size_t off = 0; off < len; off += kRecordSize) {
-    Prefix prefix;
-    if (!makePrefix(p[off], p[off + 1], p + off + 2, &prefix))
-      throwRangeError(info.Env(), "bad prefix record at byte " + std::to_string(off));
-    out.push_back(prefix);
-  }
-  return out;
-}
-
 Napi::Object endpointObject(Napi::Env env, const Endpoint& ep) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("address", formatAddress(ep));
@@ -79,6 +61,9 @@ Napi::Function DeviceWrap::define(Napi::Env env) {
                          InstanceMethod<&DeviceWrap::sendTo>("sendTo"),
                          InstanceMethod<&DeviceWrap::peerState>("peerState"),
                          InstanceMethod<&DeviceWrap::counters>("counters"),
+                         // TEST ONLY (native.ts): key-lifetime hooks.
+                         InstanceMethod<&DeviceWrap::testAgeKeypairs>("testAgeKeypairs"),
+                         InstanceMethod<&DeviceWrap::testSetSendCounter>("testSetSendCounter"),
                      });
 }
 
@@ -196,8 +181,8 @@ WEFT_PEER_CALL(clearAllowedIps, dev.clearAllowedIps(peer))
 WEFT_PEER_CALL(expireKeypairs, dev.expireKeypairs(peer))
 WEFT_PEER_CALL(clearStaged, dev.clearStaged(peer))
 WEFT_PEER_CALL(requestHandshakeAgain, dev.requestHandshakeAgain(peer))
-WEFT_PEER_CALL(insertAllowedIps, dev.insertAllowedIps(peer, prefixRecords(info, 1)))
-WEFT_PEER_CALL(removeAllowedIps, dev.removeAllowedIps(peer, prefixRecords(info, 1)))
+WEFT_PEER_CALL(insertAllowedIps, dev.insertAllowedIps(peer, prefixRecordsArg(info, 1)))
+WEFT_PEER_CALL(removeAllowedIps, dev.removeAllowedIps(peer, prefixRecordsArg(info, 1)))
 
 #undef WEFT_PEER_CALL
 
@@ -326,6 +311,34 @@ Napi::Value DeviceWrap::counters(const Napi::CallbackInfo& info) {
   set("udpTxErrors", c.udpTxErrors);
   set("tunTxErrors", c.tunTxErrors);
   return o;
+}
+
+// ---- TEST ONLY --------------------------------------------------------------------------------
+
+Napi::Value DeviceWrap::testAgeKeypairs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Device& dev = live(env);
+  PeerId peer = uint32Arg(info, 0, "peer");
+  // Up to ~31 years: far enough for any timer, small enough that ms * 1e6 fits an int64.
+  int64_t ms = static_cast<int64_t>(integerArg(info, 1, "ms", 0, 1e12));
+  try {
+    dev.testAgeKeypairs(peer, ms * 1'000'000);
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return env.Undefined();
+}
+
+Napi::Value DeviceWrap::testSetSendCounter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Device& dev = live(env);
+  PeerId peer = uint32Arg(info, 0, "peer");
+  uint64_t counter = uint64Arg(info, 1, "counter");
+  try {
+    return Napi::Boolean::New(env, dev.testSetSendCounter(peer, counter));
+  } catch (...) {
+    rethrowAsJs(env);
+  }
 }
 
 }  // namespace weft

@@ -48,6 +48,9 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
   Napi::Value sendTo(const Napi::CallbackInfo& info);
   Napi::Value peerState(const Napi::CallbackInfo& info);
   Napi::Value counters(const Napi::CallbackInfo& info);
+  // TEST ONLY: see Device::testAgeKeypairs / testSetSendCounter.
+  Napi::Value testAgeKeypairs(const Napi::CallbackInfo& info);
+  Napi::Value testSetSendCounter(const Napi::CallbackInfo& info);
 
   napi_env env_;
   std::unique_ptr<Device> device_;

@@ -83,4 +83,21 @@ uint64_t uint64Arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   throwTypeError(env, std::string(what) + " must be a bigint");
 }
 
+std::vector<Prefix> prefixRecordsArg(const Napi::CallbackInfo& info, size_t i) {
+  constexpr size_t kRecordSize = 18;
+  Napi::Uint8Array records = bytesArg(info, i, "records");
+  const uint8_t* p = records.Data();
+  size_t len = records.ByteLength();
+  if (len % kRecordSize != 0) throwRangeError(info.Env(), "records must be a multiple of 18 bytes");
+  std::vector<Prefix> out;
+  out.reserve(len / kRecordSize);
+  for (size_t off = 0; off < len; off += kRecordSize) {
+    Prefix prefix;
+    if (!makePrefix(p[off], p[off + 1], p + off + 2, &prefix))
+      throwRangeError(info.Env(), "bad prefix record at byte " + std::to_string(off));
+    out.push_back(prefix);
+  }
+  return out;
+}
+
 }  // namespace weft

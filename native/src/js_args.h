@@ -6,6 +6,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "allowed_ips.h"
 
 namespace weft {
 
@@ -24,5 +27,7 @@ std::string stringArg(const Napi::CallbackInfo& info, size_t i, const char* what
 Napi::Uint8Array bytesArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 /** A BigInt (or a safe integer Number) in [0, 2^64). */
 uint64_t uint64Arg(const Napi::CallbackInfo& info, size_t i, const char* what);
+/** Allowed-IPs records: a byte array of 18-byte [family 4|6][prefix length][16 address bytes]. */
+std::vector<Prefix> prefixRecordsArg(const Napi::CallbackInfo& info, size_t i);
 
 }  // namespace weft

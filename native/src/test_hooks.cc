@@ -1,5 +1,6 @@
 #include "test_hooks.h"
 
+#include <optional>
 #include <vector>
 
 #include "aead.h"
@@ -32,6 +33,60 @@ Napi::Value ReplayWindowWrap::validate(const Napi::CallbackInfo& info) {
 Napi::Value ReplayWindowWrap::reset(const Napi::CallbackInfo& info) {
   window_.reset();
   return info.Env().Undefined();
+}
+
+Napi::Function AllowedIpsTableWrap::define(Napi::Env env) {
+  return DefineClass(env, "AllowedIpsTable",
+                     {
+                         InstanceMethod<&AllowedIpsTableWrap::insert>("insert"),
+                         InstanceMethod<&AllowedIpsTableWrap::remove>("remove"),
+                         InstanceMethod<&AllowedIpsTableWrap::clear>("clear"),
+                         InstanceMethod<&AllowedIpsTableWrap::lookup>("lookup"),
+                         InstanceMethod<&AllowedIpsTableWrap::size>("size"),
+                     });
+}
+
+namespace {
+
+PeerId tablePeerArg(const Napi::CallbackInfo& info) {
+  return static_cast<PeerId>(integerArg(info, 0, "peer", 1, 4294967295.0));
+}
+
+}  // namespace
+
+Napi::Value AllowedIpsTableWrap::insert(const Napi::CallbackInfo& info) {
+  PeerId peer = tablePeerArg(info);
+  for (const Prefix& p : prefixRecordsArg(info, 1)) table_.insert(p, peer);
+  return info.Env().Undefined();
+}
+
+Napi::Value AllowedIpsTableWrap::remove(const Napi::CallbackInfo& info) {
+  PeerId peer = tablePeerArg(info);
+  for (const Prefix& p : prefixRecordsArg(info, 1)) table_.remove(p, peer);
+  return info.Env().Undefined();
+}
+
+Napi::Value AllowedIpsTableWrap::clear(const Napi::CallbackInfo& info) {
+  table_.removePeer(tablePeerArg(info));
+  return info.Env().Undefined();
+}
+
+Napi::Value AllowedIpsTableWrap::lookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double family = integerArg(info, 0, "family", 4, 6);
+  Napi::Uint8Array addr = bytesArg(info, 1, "address");
+  std::optional<PeerId> peer;
+  if (family == 4 && addr.ByteLength() == 4)
+    peer = table_.lookup4(addr.Data());
+  else if (family == 6 && addr.ByteLength() == 16)
+    peer = table_.lookup6(addr.Data());
+  else
+    throwRangeError(env, "address must be 4 bytes (family 4) or 16 bytes (family 6)");
+  return Napi::Number::New(env, peer ? *peer : 0);
+}
+
+Napi::Value AllowedIpsTableWrap::size(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(table_.size()));
 }
 
 Napi::Value aeadSeal(const Napi::CallbackInfo& info) {

@@ -1,9 +1,10 @@
-// Test hooks of the contract: ReplayWindow and one-shot aeadSeal/aeadOpen over the same C++ code
-// the packet path runs (replay.h, aead.cc).
+// Test hooks of the contract: ReplayWindow, AllowedIpsTable and one-shot aeadSeal/aeadOpen over
+// the same C++ code the packet path runs (replay.h, allowed_ips.cc, aead.cc).
 #pragma once
 
 #include <napi.h>
 
+#include "allowed_ips.h"
 #include "replay.h"
 
 namespace weft {
@@ -17,6 +18,25 @@ class ReplayWindowWrap : public Napi::ObjectWrap<ReplayWindowWrap> {
   Napi::Value validate(const Napi::CallbackInfo& info);
   Napi::Value reset(const Napi::CallbackInfo& info);
   ReplayWindow window_;
+};
+
+/**
+ * A standalone cryptokey routing table (the device's AllowedIps class, without a device):
+ * insert(peer, records), remove(peer, records), clear(peer), lookup(family, address) -> peer | 0,
+ * size(). Peer 0 is refused, since lookup answers 0 for "no peer".
+ */
+class AllowedIpsTableWrap : public Napi::ObjectWrap<AllowedIpsTableWrap> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  explicit AllowedIpsTableWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AllowedIpsTableWrap>(info) {}
+
+ private:
+  Napi::Value insert(const Napi::CallbackInfo& info);
+  Napi::Value remove(const Napi::CallbackInfo& info);
+  Napi::Value clear(const Napi::CallbackInfo& info);
+  Napi::Value lookup(const Napi::CallbackInfo& info);
+  Napi::Value size(const Napi::CallbackInfo& info);
+  AllowedIps table_;
 };
 
 /** aeadSeal(key, counter, plaintext) -> Buffer (ciphertext + tag) */

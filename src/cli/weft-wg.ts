@@ -85,7 +85,10 @@ async function serve(ifname: string): Promise<void> {
   let device: Device;
   let server: UapiServer;
   try {
-    device = new Device(ifname, { log });
+    // TEST ONLY switch: lets the key-lifetime tests age keypairs through the control socket.
+    const testHooks = process.env.WEFT_WG_TEST_HOOKS === '1';
+    device = new Device(ifname, { log, testHooks });
+    if (testHooks) log.error('WEFT_WG_TEST_HOOKS=1: test hooks enabled, not for production use');
   } catch (err) {
     const msg = `Failed to create TUN device ${ifname}: ${(err as Error).message}`;
     log.error(msg);

@@ -1,7 +1,8 @@
-// weft: the command-line entry point. Subcommands arrive with their issues; today: `demo`.
+// weft: the command-line entry point. Subcommands arrive with their issues; today: `demo`, `lab`.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTunnelDemo } from '../lab/tunnel-demo.ts';
+import { LAB_USAGE, labCommand } from './lab.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const [cmd, ...rest] = process.argv.slice(2);
@@ -13,7 +14,14 @@ switch (cmd) {
     await runTunnelDemo({ weftWg: path.join(repo, 'bin/weft-wg'), seconds, log: (l) => console.log(`weft: ${l}`) });
     break;
   }
+  case 'lab': {
+    process.exitCode = await labCommand(rest);
+    break;
+  }
   default:
-    process.stderr.write('Usage: weft demo [--seconds N]\n  demo  two namespaces joined by a weft-wg tunnel: ping, iperf3, wg show\n');
+    process.stderr.write(
+      'Usage:\n  weft demo [--seconds N]\n      two namespaces joined by a weft-wg tunnel: ping, iperf3, wg show\n' +
+        LAB_USAGE.replace(/^Usage:\n/, ''),
+    );
     process.exit(cmd === undefined || cmd === '--help' ? 0 : 2);
 }

@@ -53,9 +53,12 @@ export interface PeeringSpec {
   remotePodCIDR: string;
   remoteExternalCIDR: string;
   remoteNodeCIDRs: string[];
+  /** Port 0 means "not known yet": the remote's controller has not allocated its tunnel port. */
   remoteEndpoint: { host: string; port: number };
   /** Base64 WireGuard public key of the remote gateway. */
   remotePublicKey: string;
+  /** The remote gateway's node IP (in its node network): the end-to-end probe's target. */
+  remoteGatewayNodeIP: string;
 }
 
 export type PeeringPhase = 'Connecting' | 'Connected' | 'Error';
@@ -68,6 +71,8 @@ export interface PeeringStatus {
   /** The remote pod CIDR and external CIDR as seen locally (IPAM's choice). */
   podCIDRRemap?: string;
   externalCIDRRemap?: string;
+  /** Where the remote must send this peering's tunnel packets (our gateway host and the port allocated for it). */
+  localEndpoint?: { host: string; port: number };
   latencyMs?: number;
   lastHandshake?: string;
   txBytes?: number;
@@ -92,6 +97,13 @@ export interface FabricPeerSpec {
   /** fwmark and routing table that keep this peering's translated traffic apart from the others. */
   mark: number;
   table: number;
+  /** Where the gateway's probe goes: the remote gateway's node IP as seen locally (external remap). */
+  probeTarget: string;
+}
+
+/** The controller's persistent IPAM decisions (the allocator's snapshot), one object "local". */
+export interface IpamStateSpec {
+  snapshot: unknown;
 }
 
 export interface Condition {
@@ -108,4 +120,8 @@ export const Kinds = {
   Pod: 'Pod',
   Peering: 'Peering',
   FabricPeer: 'FabricPeer',
+  IpamState: 'IpamState',
 } as const;
+
+/** A resource of ours as the store returns it. */
+export type { Resource } from '../store/types.ts';

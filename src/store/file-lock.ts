@@ -37,7 +37,8 @@ function identity(): { pidns: string; start: string } {
     } catch {
       // not Linux: fall back to the host name
     }
-    selfIdentity = { pidns, start: procStat(process.pid)?.start ?? '' };
+    const stat = procStat(process.pid);
+    selfIdentity = { pidns, start: typeof stat === 'object' ? stat.start : '' };
   }
   return selfIdentity;
 }

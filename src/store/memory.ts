@@ -29,13 +29,13 @@ export class MemoryStore implements Store, KindRegistry {
 
   async get<R extends Resource>(kind: string, name: string, namespace?: string): Promise<R | undefined> {
     this.#open();
-    const obj = this.#state.get(kind, name, namespace);
+    const obj = this.#state.get(kind, name, namespace || undefined);
     return obj === undefined ? undefined : (structuredClone(obj) as R);
   }
 
   async list<R extends Resource>(kind: string, opts: ListOptions = {}): Promise<{ items: R[]; resourceVersion: string }> {
     this.#open();
-    return { items: structuredClone(this.#state.list(kind, opts)) as R[], resourceVersion: String(this.#state.revision) };
+    return { items: structuredClone(this.#state.list(kind, { ...opts, namespace: opts.namespace || undefined })) as R[], resourceVersion: String(this.#state.revision) };
   }
 
   watch<R extends Resource>(kind: string, opts: WatchOptions): Watch<R> {
@@ -43,7 +43,7 @@ export class MemoryStore implements Store, KindRegistry {
     const rv = parseResourceVersion(opts.resourceVersion);
     return openWatch<R>(
       { history: this.#state.history, snapshot: (k, ns) => this.#state.list(k, ns === undefined ? {} : { namespace: ns }) },
-      { kind, namespace: opts.namespace, fromRv: rv === 0 ? undefined : rv },
+      { kind, namespace: opts.namespace || undefined, fromRv: rv === 0 ? undefined : rv },
     );
   }
 
@@ -56,13 +56,13 @@ export class MemoryStore implements Store, KindRegistry {
   async updateStatus<R extends Resource>(kind: string, name: string, status: unknown, opts: { namespace?: string; resourceVersion?: string } = {}): Promise<R> {
     this.#open();
     const target = { kind: checkKind(kind), name: checkName(name), namespace: checkNamespace(opts.namespace), resourceVersion: opts.resourceVersion || undefined };
-    return this.#commit(planStatus(this.#state.get(kind, name, opts.namespace), target, status, this.#state.revisions())) as R;
+    return this.#commit(planStatus(this.#state.get(kind, name, target.namespace), target, status, this.#state.revisions())) as R;
   }
 
   async delete(kind: string, name: string, opts: { namespace?: string } = {}): Promise<void> {
     this.#open();
     const target = { kind: checkKind(kind), name: checkName(name), namespace: checkNamespace(opts.namespace) };
-    this.#commit(planDelete(this.#state.get(kind, name, opts.namespace), target, this.#state.revisions(), this.#minting));
+    this.#commit(planDelete(this.#state.get(kind, name, target.namespace), target, this.#state.revisions(), this.#minting));
   }
 
   async close(): Promise<void> {

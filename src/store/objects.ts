@@ -91,8 +91,9 @@ export function checkName(name: unknown): string {
   return name;
 }
 
+/** '' means no namespace (cluster-scoped; in a list or watch: every namespace), as in client-go. */
 export function checkNamespace(namespace: unknown): string | undefined {
-  if (namespace === undefined) return undefined;
+  if (namespace === undefined || namespace === '') return undefined;
   if (typeof namespace !== 'string' || namespace.length > 63 || !DNS_LABEL.test(namespace)) {
     invalid('object', `metadata.namespace: Invalid value: ${JSON.stringify(namespace)}: must be a lowercase RFC 1123 label`);
   }

@@ -18,6 +18,7 @@ export class EventHistory {
   #startRv = 0;
   #headRv = 0;
   #closed = false;
+  #failure: Error | undefined;
   #waiters = new Set<() => void>();
 
   constructor(limit: number) {
@@ -73,6 +74,16 @@ export class EventHistory {
     this.#wake();
   }
 
+  /** The store can no longer follow its events (a corrupt journal): watches end with `err`. */
+  fail(err: Error): void {
+    this.#failure ??= err;
+    this.#wake();
+  }
+
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
   /** Index (for `at`) of the first retained entry whose revision is above `rv`. */
   indexAfter(rv: number): number {
     let lo = this.#first;
@@ -115,8 +126,12 @@ export function goneError(rv: number, startRv: number): StoreError {
 /** What a store provides to a watch. */
 export interface WatchSource {
   history: EventHistory;
-  /** Brings the store up to date before the watch starts (the file store reads the journal). */
+  /** Brings the store up to date before the first event is delivered (the file store reads
+   * the journal then). */
   prepare?(): Promise<void>;
+  /** Whether the watch may take its starting point now, synchronously, from the state in
+   * memory (default true); otherwise it is taken after prepare(). */
+  canStartNow?(): boolean;
   /** Current objects of a kind (for resourceVersion 0), any order. */
   snapshot(kind: string, namespace: string | undefined): Resource[];
   started?(): void;
@@ -135,7 +150,8 @@ export function openWatch<R extends Resource>(source: WatchSource, req: WatchReq
   const { history } = source;
   if (req.fromRv !== undefined && req.fromRv < history.startRv) throw goneError(req.fromRv, history.startRv);
   const cursor = new WatchCursor<R>(source, req);
-  if (!source.prepare) cursor.start();
+  // Start now when possible, so that changes made right after watch() returns are events.
+  if (source.canStartNow?.() ?? true) cursor.start();
   return {
     events: { [Symbol.asyncIterator]: () => cursor },
     stop: () => cursor.stop(),
@@ -146,6 +162,7 @@ class WatchCursor<R extends Resource> implements AsyncIterator<WatchEvent<R>> {
   #source: WatchSource;
   #req: WatchRequest;
   #started = false;
+  #prepared = false;
   #stopped = false;
   #cursor = 0;
   #initial: Resource[] = [];
@@ -194,7 +211,8 @@ class WatchCursor<R extends Resource> implements AsyncIterator<WatchEvent<R>> {
   async #next(): Promise<IteratorResult<WatchEvent<R>>> {
     const done = { done: true as const, value: undefined };
     try {
-      if (!this.#started) {
+      if (!this.#prepared) {
+        this.#prepared = true;
         if (this.#stopped) return done;
         await this.#source.prepare?.();
         this.start();
@@ -205,6 +223,7 @@ class WatchCursor<R extends Resource> implements AsyncIterator<WatchEvent<R>> {
           this.stop();
           return done;
         }
+        if (history.failure) throw history.failure;
         const initial = this.#initial.shift();
         if (initial) return { done: false, value: { type: 'ADDED', object: structuredClone(initial) as R } };
         if (this.#cursor < history.startRv) throw goneError(this.#cursor, history.startRv);

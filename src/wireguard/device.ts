@@ -10,6 +10,7 @@ import { Peer, type IndexEntry, type PeerHost } from './peer.ts';
 import { AllowedIps } from './allowed-ips.ts';
 import type { Prefix } from './prefix.ts';
 import { Errno, UapiError, type DeviceSnapshot, type PeerSet, type SetRequest, type UapiDevice } from './uapi/types.ts';
+import type { TestRequest, UapiTestHooks } from './uapi/protocol.ts';
 import { silentLogger, type Logger } from '../log.ts';
 
 export const DEFAULT_MTU = 1420;
@@ -19,9 +20,17 @@ const TICK_MS = 100;
 export interface DeviceOptions {
   mtu?: number;
   log?: Logger;
+  /**
+   * TEST ONLY: accept the control socket's `test=1` (applyTest). weft-wg sets it only when started
+   * with WEFT_WG_TEST_HOOKS=1; never enable it on a production device.
+   */
+  testHooks?: boolean;
 }
 
-export class Device implements UapiDevice, PeerHost {
+/** errno for "no such peer / no current keypair" in `test=1` answers. */
+const ENOENT = 2;
+
+export class Device implements UapiDevice, UapiTestHooks, PeerHost {
   readonly native: NativeDevice;
   readonly indices = new IndexTable<IndexEntry>();
   readonly log: Logger;
@@ -40,9 +49,11 @@ export class Device implements UapiDevice, PeerHost {
   private readonly ticker: NodeJS.Timeout;
   private closed = false;
   private readonly goneListeners: ((reason: string) => void)[] = [];
+  private readonly testHooks: boolean;
 
   constructor(ifname: string, options: DeviceOptions = {}) {
     this.log = options.log ?? silentLogger;
+    this.testHooks = options.testHooks === true;
     this.native = loadNative().createDevice(ifname, options.mtu ?? DEFAULT_MTU, (events) => this.onEvents(events));
     this.name = this.native.name;
     this.handshakes = new HandshakeReceiver(this);
@@ -176,6 +187,31 @@ export class Device implements UapiDevice, PeerHost {
     if (req.privateKey !== undefined) this.setPrivateKey(req.privateKey);
     if (req.replacePeers) for (const peer of [...this.peers.values()]) this.removePeer(peer);
     for (const ps of req.peers) this.applyPeer(ps, now);
+  }
+
+  /**
+   * TEST ONLY: the control socket's `test=1` (uapi/protocol.ts), a thin pass-through to the native
+   * test hooks. Refused with EINVAL unless the device was created with `testHooks`. Every peer is
+   * checked before anything changes.
+   */
+  applyTest(req: TestRequest): void {
+    if (!this.testHooks) throw new UapiError(Errno.EINVAL, 'test hooks are disabled (weft-wg: WEFT_WG_TEST_HOOKS=1)');
+    if (this.closed) throw new UapiError(Errno.EIO, 'device is closed');
+    const targets = req.peers.map((op) => {
+      const peer = this.peerByPublicKey(op.publicKey);
+      if (!peer) throw new UapiError(ENOENT, `test: no peer ${toHex(op.publicKey)}`);
+      return { peer, op };
+    });
+    for (const { peer, op } of targets) {
+      if (op.ageKeypairsMs !== undefined) {
+        this.native.testAgeKeypairs(peer.id, op.ageKeypairsMs);
+        this.log.verbose(`${peer.name} - TEST: keypairs aged by ${op.ageKeypairsMs} ms`);
+      }
+      if (op.sendCounter !== undefined) {
+        if (!this.native.testSetSendCounter(peer.id, op.sendCounter)) throw new UapiError(ENOENT, `test: ${peer.name} has no current keypair`);
+        this.log.verbose(`${peer.name} - TEST: send counter set to ${op.sendCounter}`);
+      }
+    }
   }
 
   private setPrivateKey(key: Uint8Array): void {

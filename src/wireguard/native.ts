@@ -16,9 +16,10 @@ export type NativeEvent =
   | { kind: 'handshake'; data: Buffer; address: string; port: number }
   /**
    * A packet was staged for `peer` with no usable current keypair, or the current keypair asks
-   * for a rekey (initiator: age >= REKEY_AFTER_TIME or counter >= REKEY_AFTER_MESSAGES on send;
-   * age >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT on receive). Deduplicated: raised
-   * at most once until the next `installKeypair` or `requestHandshakeAgain` for that peer.
+   * for a rekey (on send: counter >= REKEY_AFTER_MESSAGES on either side, or, initiator only, age
+   * >= REKEY_AFTER_TIME; on receive, initiator only: age >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT -
+   * REKEY_TIMEOUT). Deduplicated: raised at most once until the next `installKeypair` or
+   * `requestHandshakeAgain` for that peer.
    */
   | { kind: 'need-handshake'; peer: number }
   /** The responder's `next` keypair was promoted by the first packet received under it. */
@@ -141,6 +142,26 @@ export interface NativeDevice {
 
   peerState(peer: number): NativePeerState;
   counters(): NativeCounters;
+
+  // ---- TEST ONLY -------------------------------------------------------------------------------
+  // Hooks for the key-lifetime tests (test/netns/key-lifetime.test.ts): they move the state the
+  // packet path's timers read, so REKEY_AFTER_TIME (120 s), REJECT_AFTER_TIME (180 s), the
+  // initiator's receive-side rekey (165 s), REKEY_AFTER_MESSAGES (2^60) and REJECT_AFTER_MESSAGES
+  // (2^64 - 2^13 - 1) can be reached without waiting. The control plane never calls them; weft-wg
+  // only reaches them through the control socket's `test=1` operation, which answers errno=-22
+  // unless the daemon was started with WEFT_WG_TEST_HOOKS=1.
+
+  /**
+   * TEST ONLY. Move the creation time of every keypair of the peer (previous, current, next) `ms`
+   * milliseconds into the past, as if they were that much older. Throws (code ENOENT) for an
+   * unknown peer; a peer without keypairs is left as it is.
+   */
+  testAgeKeypairs(peer: number, ms: number): void;
+  /**
+   * TEST ONLY. Set the counter the current keypair uses for its next transport message (the
+   * counters after it follow on). Returns false when the peer has no current keypair.
+   */
+  testSetSendCounter(peer: number, counter: bigint): boolean;
 }
 
 export interface NativeModule {
@@ -154,6 +175,22 @@ export interface NativeModule {
    * ReplayWindow: validate(counter) returns true if the counter is fresh and records it.
    */
   ReplayWindow: new () => { validate(counter: bigint): boolean; reset(): void };
+  /**
+   * The packet path's cryptokey routing table on its own (no device). Records are encoded as for
+   * `insertAllowedIps` (see encodePrefixes). Peer ids must be >= 1: lookup answers 0 for "no peer".
+   */
+  AllowedIpsTable: new () => {
+    /** Give the prefixes to `peer`; a prefix owned by another peer moves. */
+    insert(peer: number, records: Buffer): void;
+    /** Remove the prefixes `peer` owns; a prefix owned by another peer is left alone. */
+    remove(peer: number, records: Buffer): void;
+    /** Remove every prefix of `peer`. */
+    clear(peer: number): void;
+    /** Longest-prefix match: the owning peer, or 0. `address` is 4 (family 4) or 16 (family 6) bytes. */
+    lookup(family: 4 | 6, address: Uint8Array): number;
+    /** Number of prefixes in the table. */
+    size(): number;
+  };
   /** One-shot AEAD with the packet path's implementation (for known-answer tests). */
   aeadSeal(key: Buffer, counter: bigint, plaintext: Buffer): Buffer;
   aeadOpen(key: Buffer, counter: bigint, ciphertext: Buffer): Buffer | null;

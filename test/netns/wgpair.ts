@@ -40,6 +40,8 @@ export interface PairOptions {
   mtu?: number;
   /** Prefix for namespace short names (several pairs in one lab). Default ''. */
   tag?: string;
+  /** Extra environment for both device processes (e.g. WEFT_WG_TEST_HOOKS=1). */
+  env?: Record<string, string>;
 }
 
 export interface DumpPeer {
@@ -140,7 +142,8 @@ export class WgPair {
     const dir = lab.tempDir(`pair${tag}`);
     const ifA = lab.ifname();
     const ifB = lab.ifname();
-    const [devA, devB] = await Promise.all([startDevice(lab, nsA, opts.initiator, ifA), startDevice(lab, nsB, opts.responder, ifB)]);
+    const devOpts = { env: opts.env };
+    const [devA, devB] = await Promise.all([startDevice(lab, nsA, opts.initiator, ifA, devOpts), startDevice(lab, nsB, opts.responder, ifB, devOpts)]);
     const [kA, kB] = await Promise.all([genKeyPair(), genKeyPair()]);
     const side = (label: 'A' | 'B', ns: string, ifname: string, impl: WgImpl, device: DeviceHandle, veth: string, k: { privateKey: string; publicKey: string }, addr: typeof A | typeof B): Side => ({
       label,

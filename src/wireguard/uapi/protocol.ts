@@ -21,6 +21,8 @@ export type UapiOperation =
   /** weft's extension: `stats=1` answers the device's drop and traffic counters (wg never sends it). */
   | { kind: 'stats' }
   | { kind: 'set'; request: SetRequest }
+  /** TEST ONLY, weft's extension: `test=1` (see parseTestBody). */
+  | { kind: 'test'; request: TestRequest }
   /**
    * Answer `errno=<-errno>`. With `close`, the stream cannot be trusted any more (unknown
    * command, a line or body over the limits, a set cut short by EOF): the parser has stopped and
@@ -241,6 +243,91 @@ export function parseSetBody(text: string): SetRequest {
 }
 
 // ---------------------------------------------------------------------------------------------
+// test (TEST ONLY)
+//
+// weft's `test=1` operation reaches the packet path's test hooks (native.ts, "TEST ONLY") so the
+// key-lifetime tests see 120/165/180-second and 2^60/2^64 message limits without waiting:
+//
+//   test=1
+//   peer=<hex public key>
+//   age_keypairs_ms=<decimal>      move the creation time of the peer's keypairs back
+//   send_counter=<decimal < 2^64>  the current keypair's next send counter
+//   (more peer= sections)
+//   <empty line>
+//
+// Lines apply in order to the last `peer=`. The framing is always understood (so the connection
+// stays in step), but a device applies it only when its hooks were enabled at start (weft-wg:
+// WEFT_WG_TEST_HOOKS=1); otherwise the answer is errno=-22 and nothing changes.
+
+export interface TestPeerOp {
+  publicKey: Uint8Array;
+  ageKeypairsMs?: number;
+  sendCounter?: bigint;
+}
+
+export interface TestRequest {
+  peers: TestPeerOp[];
+}
+
+/** What a device offers for `test=1` (TEST ONLY); UapiDevice implementations may add it. */
+export interface UapiTestHooks {
+  /** Apply a validated request; throw UapiError (EINVAL when hooks are disabled). */
+  applyTest(request: TestRequest): void;
+}
+
+/** The native hook takes at most 10^12 ms (about 31 years). */
+const MAX_TEST_AGE_MS = 1e12;
+
+class TestBodyParser {
+  #request: TestRequest = { peers: [] };
+  #error: UapiError | null = null;
+
+  line(text: string): void {
+    if (this.#error) return;
+    const eq = text.indexOf('=');
+    if (eq < 0) {
+      this.#error = new UapiError(Errno.EPROTO, `line without '=': ${quote(text)}`);
+      return;
+    }
+    const key = text.slice(0, eq);
+    const value = text.slice(eq + 1);
+    const peer = this.#request.peers.at(-1);
+    if (key === 'peer') {
+      const publicKey = parseHexKey(value);
+      if (!publicKey) this.#error = invalid(`invalid peer ${quote(value)}`);
+      else this.#request.peers.push({ publicKey });
+    } else if (!peer) {
+      this.#error = invalid(`test key ${quote(key)} before any peer=`);
+    } else if (key === 'age_keypairs_ms') {
+      const ms = parseDecimal(value, MAX_TEST_AGE_MS);
+      if (ms === null) this.#error = invalid(`invalid age_keypairs_ms ${quote(value)}`);
+      else peer.ageKeypairsMs = ms;
+    } else if (key === 'send_counter') {
+      const counter = /^[0-9]{1,20}$/.test(value) ? BigInt(value) : null;
+      if (counter === null || counter >= 1n << 64n) this.#error = invalid(`invalid send_counter ${quote(value)}`);
+      else peer.sendCounter = counter;
+    } else {
+      this.#error = invalid(`invalid test key ${quote(key)}`);
+    }
+  }
+
+  finish(): TestRequest {
+    if (this.#error) throw this.#error;
+    return this.#request;
+  }
+}
+
+/** Parse a whole `test=1` body (the lines after `test=1`, up to an empty line or the end). */
+export function parseTestBody(text: string): TestRequest {
+  const parser = new TestBodyParser();
+  for (const line of text.split('\n')) {
+    if (line === '') break;
+    parser.line(line);
+  }
+  return parser.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
 // framing
 
 const NEWLINE = 0x0a;
@@ -256,8 +343,9 @@ export class UapiStreamParser {
   /** A line not yet terminated: the pieces of earlier chunks (joined once, when it completes). */
   #partial: Buffer[] = [];
   #partialBytes = 0;
-  #state: 'command' | 'get' | 'stats' | 'set' | 'closed' = 'command';
+  #state: 'command' | 'get' | 'stats' | 'set' | 'test' | 'closed' = 'command';
   #set: SetBodyParser | null = null;
+  #test: TestBodyParser | null = null;
   #setBytes = 0;
 
   constructor(limits: { maxLineBytes?: number; maxSetBytes?: number } = {}) {
@@ -313,8 +401,8 @@ export class UapiStreamParser {
   /** The peer closed its side. A set cut short is not applied (it may be missing lines). */
   end(): UapiOperation[] {
     const out: UapiOperation[] = [];
-    if (this.#state === 'set') {
-      this.#fatal(out, Errno.EPROTO, 'set operation not terminated by an empty line');
+    if (this.#state === 'set' || this.#state === 'test') {
+      this.#fatal(out, Errno.EPROTO, `${this.#state} operation not terminated by an empty line`);
     }
     // An unterminated command or a get without its empty line gets no answer, as in wireguard-go.
     this.#state = 'closed';
@@ -331,6 +419,10 @@ export class UapiStreamParser {
         else if (line === 'set=1') {
           this.#state = 'set';
           this.#set = new SetBodyParser();
+          this.#setBytes = 0;
+        } else if (line === 'test=1') {
+          this.#state = 'test';
+          this.#test = new TestBodyParser();
           this.#setBytes = 0;
         } else {
           // wireguard-go drops the connection without a word; we also say why (-EINVAL) first.
@@ -368,6 +460,27 @@ export class UapiStreamParser {
         set.line(line);
         return;
       }
+      case 'test': {
+        const test = this.#test!;
+        if (line === '') {
+          this.#state = 'command';
+          this.#test = null;
+          try {
+            out.push({ kind: 'test', request: test.finish() });
+          } catch (err) {
+            const e = err as UapiError;
+            out.push({ kind: 'error', errno: e.errno, message: e.message, close: false });
+          }
+          return;
+        }
+        this.#setBytes += line.length + 1;
+        if (this.#setBytes > this.#maxLineBytes) {
+          this.#fatal(out, Errno.EIO, `test body larger than ${this.#maxLineBytes} bytes`);
+          return;
+        }
+        test.line(line);
+        return;
+      }
       case 'closed':
         return;
     }
@@ -382,6 +495,7 @@ export class UapiStreamParser {
     out.push({ kind: 'error', errno, message, close: true });
     this.#state = 'closed';
     this.#set = null;
+    this.#test = null;
     this.#partial = [];
     this.#partialBytes = 0;
   }

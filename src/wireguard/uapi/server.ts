@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { UapiStreamParser, formatErrno, formatGetReply, formatStats } from './protocol.ts';
-import type { UapiOperation } from './protocol.ts';
+import type { UapiOperation, UapiTestHooks } from './protocol.ts';
 import { Errno, UapiError } from './types.ts';
 import type { UapiDevice } from './types.ts';
 
@@ -207,6 +207,19 @@ export class UapiServer {
           this.#device.applySet(op.request);
         } catch (err) {
           errno = this.#errnoOf(err, 'set');
+        }
+        await write(socket, formatErrno(errno));
+        return;
+      }
+      case 'test': {
+        // TEST ONLY (protocol.ts): the device decides whether its hooks are enabled.
+        const hooks = (this.#device as Partial<UapiTestHooks>).applyTest;
+        let errno = 0;
+        try {
+          if (!hooks) throw new UapiError(Errno.EINVAL, 'this device has no test hooks');
+          hooks.call(this.#device, op.request);
+        } catch (err) {
+          errno = this.#errnoOf(err, 'test');
         }
         await write(socket, formatErrno(errno));
         return;

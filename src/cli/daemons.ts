@@ -1,0 +1,75 @@
+// The long-running weft processes: `weft controller`, `weft gateway`, `weft agent`. Each opens the
+// store, runs its piece until SIGTERM/SIGINT, then stops cleanly (kernel state is left for the next
+// start to reconcile, so a restart never flaps routes).
+import { parseArgs } from 'node:util';
+import { FileStore } from '../store/index.ts';
+import type { Store } from '../store/types.ts';
+import { PeeringController } from '../control/controller.ts';
+import { Gateway } from '../gateway/gateway.ts';
+import { NodeAgent, deviceWithAddress } from '../fabric/agent.ts';
+import { Kinds, type ClusterNetworkSpec } from '../control/resources.ts';
+import type { Resource } from '../store/types.ts';
+import { createLogger, parseLogLevel } from '../log.ts';
+
+type Role = 'controller' | 'gateway' | 'agent';
+
+export async function runDaemon(role: Role, argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      store: { type: 'string' },
+      node: { type: 'string' },
+      key: { type: 'string' },
+      'interface-prefix': { type: 'string' },
+    },
+  });
+  if (!values.store) throw new Error(`weft ${role}: --store DIR is required (the embedded store's directory)`);
+  const log = createLogger(parseLogLevel(process.env.LOG_LEVEL, 'verbose'), `${role}${values.node ? `/${values.node}` : ''}: `);
+  const store: Store = new FileStore(values.store);
+  let stop: () => Promise<void>;
+  switch (role) {
+    case 'controller': {
+      const c = new PeeringController(store, { log, ...(values['interface-prefix'] ? { interfacePrefix: values['interface-prefix'] } : {}) });
+      c.start();
+      stop = async () => c.stop();
+      break;
+    }
+    case 'gateway': {
+      if (!values.key) throw new Error('weft gateway: --key FILE is required (the WireGuard private key, created if missing)');
+      const cluster = await waitFor(store, log);
+      const g = new Gateway(store, { log, keyFile: values.key, underlayDev: await deviceWithAddress(cluster.spec.gatewayNodeIP) });
+      await g.start();
+      stop = () => g.stop();
+      break;
+    }
+    case 'agent': {
+      if (!values.node) throw new Error('weft agent: --node NAME is required');
+      const a = new NodeAgent(store, { log, nodeName: values.node });
+      a.start();
+      stop = () => a.stop();
+      break;
+    }
+  }
+  log.verbose('started');
+  let stopping = false;
+  const shutdown = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.verbose(`${sig}: stopping`);
+    void stop()
+      .catch((err) => log.error(`stop: ${err.message}`))
+      .finally(() => void store.close().finally(() => process.exit(0)));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** The gateway needs the cluster's description before it can find its underlay interface. */
+async function waitFor(store: Store, log: ReturnType<typeof createLogger>): Promise<Resource<ClusterNetworkSpec>> {
+  for (let i = 0; ; i++) {
+    const cn = await store.get<Resource<ClusterNetworkSpec>>(Kinds.ClusterNetwork, 'local');
+    if (cn) return cn;
+    if (i === 20) log.error('waiting for ClusterNetwork "local" in the store');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

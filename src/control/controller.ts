@@ -1,0 +1,220 @@
+// The peering controller of one cluster. It turns what remotes announced (Peering) into decisions
+// the data plane consumes (FabricPeer): a local remap for each remote range (IPAM, persisted), a
+// tunnel interface, listen port, mark and table. Invalid announcements are refused with a reason
+// in the Peering's `Valid` condition and no FabricPeer, so nothing reaches the kernel.
+import { Ipam, IpamError, translate, type IpamConfig, type IpamSnapshot } from '../ipam/index.ts';
+import { inform, type Informer } from '../store/informer.ts';
+import { isStoreError, type Resource, type Store } from '../store/types.ts';
+import type { Logger } from '../log.ts';
+import {
+  API_VERSION,
+  Kinds,
+  type ClusterNetworkSpec,
+  type ClusterNetworkStatus,
+  type FabricPeerSpec,
+  type IpamStateSpec,
+  type PeeringSpec,
+  type PeeringStatus,
+} from './resources.ts';
+import { derivePeeringStatus, patchStatus, setCondition } from './status.ts';
+import { validatePeeringSpec } from './validate.ts';
+
+export const FINALIZER = 'weft.io/fabric';
+/** Per-peering resources are numbered by a stable slot: port, mark, table, rule priority. */
+export const SLOT_BASE = { listenPort: 51820, mark: 0x5e000, table: 1900 } as const;
+export const MAX_PEERINGS = 99;
+
+type ClusterNetwork = Resource<ClusterNetworkSpec, ClusterNetworkStatus>;
+type Peering = Resource<PeeringSpec, PeeringStatus>;
+type FabricPeer = Resource<FabricPeerSpec>;
+
+export interface ControllerOptions {
+  log: Logger;
+  /** Prefix of tunnel interface names; interface = prefix + remote cluster id (≤ 15 chars). */
+  interfacePrefix?: string;
+  resyncMs?: number;
+}
+
+export class PeeringController {
+  private readonly store: Store;
+  private readonly opts: ControllerOptions;
+  private informer: Informer | null = null;
+  private resync: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+
+  constructor(store: Store, opts: ControllerOptions) {
+    this.store = store;
+    this.opts = opts;
+  }
+
+  start(): void {
+    this.informer = inform(this.store, [Kinds.ClusterNetwork, Kinds.Peering, Kinds.FabricPeer], () => this.trigger(), {
+      onError: (err) => this.opts.log.error(`watch: ${err.message}`),
+    });
+    this.resync = setInterval(() => this.trigger(), this.opts.resyncMs ?? 5000);
+  }
+
+  stop(): void {
+    this.informer?.stop();
+    if (this.resync) clearInterval(this.resync);
+  }
+
+  /** Run reconcile, never two at once; a trigger during a run schedules one more run. */
+  trigger(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.reconcile();
+        } catch (err) {
+          this.opts.log.error(`reconcile: ${(err as Error).stack ?? err}`);
+        }
+      } while (this.again);
+      this.running = null;
+    })();
+    return this.running;
+  }
+
+  async reconcile(): Promise<void> {
+    const cluster = await this.store.get<ClusterNetwork>(Kinds.ClusterNetwork, 'local');
+    if (!cluster) return;
+    const ipamState = await this.store.get<Resource<IpamStateSpec>>(Kinds.IpamState, 'local');
+    let ipam: Ipam;
+    try {
+      ipam = new Ipam(ipamConfig(cluster.spec), ipamState?.spec.snapshot as IpamSnapshot | undefined);
+    } catch (err) {
+      this.opts.log.error(`IPAM refused the cluster configuration: ${(err as Error).message}`);
+      await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({
+        ...s,
+        conditions: setCondition(s?.conditions, { type: 'Ready', status: 'False', reason: (err as IpamError).reason ?? 'InvalidConfig', message: (err as Error).message }),
+      }));
+      return;
+    }
+    const externalCIDR = ipam.externalCIDR();
+    await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({
+      ...s,
+      externalCIDR,
+      conditions: setCondition(s?.conditions, { type: 'Ready', status: 'True', reason: 'Allocated', message: `external CIDR ${externalCIDR}` }),
+    }));
+
+    const peerings = (await this.store.list<Peering>(Kinds.Peering)).items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const fabric = new Map((await this.store.list<FabricPeer>(Kinds.FabricPeer)).items.map((f) => [f.metadata.name, f]));
+    const usedSlots = new Set([...fabric.values()].map((f) => f.spec.listenPort - SLOT_BASE.listenPort));
+    const remotesTaken = new Map<string, string>();
+    const live = new Set<string>();
+
+    for (const p of peerings) {
+      const name = p.metadata.name;
+      if (p.metadata.deletionTimestamp) {
+        await this.teardown(name, fabric.get(name), ipam);
+        usedSlots.delete((fabric.get(name)?.spec.listenPort ?? 0) - SLOT_BASE.listenPort);
+        await this.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name, finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) }, spec: p.spec });
+        continue;
+      }
+      live.add(name);
+      if (!(p.metadata.finalizers ?? []).includes(FINALIZER)) {
+        await this.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name, finalizers: [...(p.metadata.finalizers ?? []), FINALIZER] }, spec: p.spec });
+      }
+      const problems = validatePeeringSpec(p.spec, cluster.status?.gatewayPublicKey);
+      if (p.spec?.remoteClusterId === cluster.spec.clusterId) problems.push(`remoteClusterId ${p.spec.remoteClusterId} is this cluster's own id`);
+      const taken = p.spec?.remoteClusterId ? remotesTaken.get(p.spec.remoteClusterId) : undefined;
+      if (taken) problems.push(`peering ${taken} already connects to cluster ${p.spec.remoteClusterId}`);
+      if (problems.length) {
+        await this.setValid(name, false, 'InvalidPeering', problems.join('; '));
+        continue;
+      }
+      remotesTaken.set(p.spec.remoteClusterId, name);
+
+      let podCIDRRemap: string;
+      let externalCIDRRemap: string;
+      try {
+        podCIDRRemap = ipam.remapPodCIDR(name, p.spec.remotePodCIDR);
+        externalCIDRRemap = ipam.remapExternalCIDR(name, p.spec.remoteExternalCIDR);
+      } catch (err) {
+        if (!(err instanceof IpamError)) throw err;
+        await this.setValid(name, false, err.reason, err.message);
+        continue;
+      }
+      const existing = fabric.get(name);
+      let slot = existing ? existing.spec.listenPort - SLOT_BASE.listenPort : -1;
+      if (slot < 0) {
+        slot = 0;
+        while (usedSlots.has(slot)) slot++;
+        if (slot >= MAX_PEERINGS) {
+          await this.setValid(name, false, 'TooManyPeerings', `at most ${MAX_PEERINGS} peerings per gateway`);
+          continue;
+        }
+        usedSlots.add(slot);
+      }
+      const remoteNodeCIDR = p.spec.remoteNodeCIDRs[0]!;
+      const spec: FabricPeerSpec = {
+        remoteClusterId: p.spec.remoteClusterId,
+        remotePodCIDR: p.spec.remotePodCIDR,
+        remoteExternalCIDR: p.spec.remoteExternalCIDR,
+        podCIDRRemap,
+        externalCIDRRemap,
+        interfaceName: `${this.opts.interfacePrefix ?? 'weft-'}${p.spec.remoteClusterId}`.slice(0, 15),
+        listenPort: SLOT_BASE.listenPort + slot,
+        remoteEndpoint: p.spec.remoteEndpoint,
+        remotePublicKey: p.spec.remotePublicKey,
+        mark: SLOT_BASE.mark + slot,
+        table: SLOT_BASE.table + slot,
+        probeTarget: translate(translate(p.spec.remoteGatewayNodeIP, remoteNodeCIDR, p.spec.remoteExternalCIDR), p.spec.remoteExternalCIDR, externalCIDRRemap),
+      };
+      if (!existing || JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+        await this.store.apply({ kind: Kinds.FabricPeer, apiVersion: API_VERSION, metadata: { name }, spec });
+        this.opts.log.verbose(`peering ${name}: remote ${spec.remotePodCIDR} seen as ${podCIDRRemap}, external ${spec.remoteExternalCIDR} as ${externalCIDRRemap}, via ${spec.interfaceName}`);
+      }
+      await patchStatus<PeeringStatus>(this.store, Kinds.Peering, name, (s) =>
+        derivePeeringStatus({
+          ...(s ?? { phase: 'Connecting' }),
+          podCIDRRemap,
+          externalCIDRRemap,
+          localEndpoint: { host: cluster.spec.gatewayEndpoint.host, port: spec.listenPort },
+          conditions: setCondition(s?.conditions, { type: 'Valid', status: 'True', reason: 'Accepted', message: `remote pods reachable at ${podCIDRRemap}` }),
+        }),
+      );
+    }
+    for (const [name, fp] of fabric) if (!live.has(name) && !peerings.some((p) => p.metadata.name === name)) await this.teardown(name, fp, ipam);
+
+    const snapshot = ipam.snapshot();
+    if (JSON.stringify(snapshot) !== JSON.stringify(ipamState?.spec.snapshot)) {
+      await this.store.apply({ kind: Kinds.IpamState, apiVersion: API_VERSION, metadata: { name: 'local' }, spec: { snapshot } });
+    }
+  }
+
+  private async teardown(name: string, fp: FabricPeer | undefined, ipam: Ipam): Promise<void> {
+    if (fp) {
+      try {
+        await this.store.delete(Kinds.FabricPeer, name);
+      } catch (err) {
+        if (!isStoreError(err, 'NotFound')) throw err;
+      }
+      this.opts.log.verbose(`peering ${name}: torn down`);
+    }
+    ipam.release(name);
+  }
+
+  private setValid(name: string, valid: boolean, reason: string, message: string): Promise<void> {
+    if (!valid) this.opts.log.error(`peering ${name} rejected: ${message}`);
+    return patchStatus<PeeringStatus>(this.store, Kinds.Peering, name, (s) =>
+      derivePeeringStatus({ ...(s ?? { phase: 'Connecting' }), conditions: setCondition(s?.conditions, { type: 'Valid', status: valid ? 'True' : 'False', reason, message }) }),
+    );
+  }
+}
+
+export function ipamConfig(spec: ClusterNetworkSpec): IpamConfig {
+  const nodeBits = Number(spec.nodeCIDRs[0]?.split('/')[1] ?? 24);
+  return {
+    podCIDR: spec.podCIDR,
+    serviceCIDR: spec.serviceCIDR,
+    nodeCIDRs: spec.nodeCIDRs,
+    reserved: [spec.fabricCIDR],
+    externalPrefixLength: nodeBits,
+  };
+}

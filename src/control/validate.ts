@@ -1,0 +1,41 @@
+// Checks on what a remote announced, before anything is allocated or programmed. Each problem is
+// a sentence a person can act on; the controller puts them in the Peering's status.
+import net from 'node:net';
+import { parseCidr } from '../ipam/index.ts';
+import { parseBase64Key } from '../wireguard/keys.ts';
+import type { PeeringSpec } from './resources.ts';
+
+export function validatePeeringSpec(spec: Partial<PeeringSpec> | undefined, localPublicKey: string | undefined): string[] {
+  const problems: string[] = [];
+  if (!spec || typeof spec !== 'object') return ['the peering has no spec'];
+  if (!spec.remoteClusterId || !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(spec.remoteClusterId)) {
+    problems.push(`remoteClusterId ${JSON.stringify(spec.remoteClusterId)} is not a DNS label`);
+  }
+  const cidr = (field: string, value: unknown) => {
+    if (typeof value !== 'string') {
+      problems.push(`${field} is missing`);
+      return;
+    }
+    try {
+      parseCidr(value);
+    } catch (err) {
+      problems.push(`${field} ${value}: ${(err as Error).message}`);
+    }
+  };
+  cidr('remotePodCIDR', spec.remotePodCIDR);
+  cidr('remoteExternalCIDR', spec.remoteExternalCIDR);
+  if (!Array.isArray(spec.remoteNodeCIDRs) || spec.remoteNodeCIDRs.length === 0) problems.push('remoteNodeCIDRs is empty');
+  else spec.remoteNodeCIDRs.forEach((c, i) => cidr(`remoteNodeCIDRs[${i}]`, c));
+  const ep = spec.remoteEndpoint;
+  if (!ep || typeof ep.host !== 'string' || net.isIP(ep.host) === 0) problems.push(`remoteEndpoint.host ${JSON.stringify(ep?.host)} is not an IP address`);
+  if (!ep || !Number.isInteger(ep.port) || ep.port < 0 || ep.port > 65535) problems.push(`remoteEndpoint.port ${JSON.stringify(ep?.port)} is not a UDP port (0 = not known yet)`);
+  if (typeof spec.remotePublicKey !== 'string' || !parseBase64Key(spec.remotePublicKey)) {
+    problems.push(`remotePublicKey ${JSON.stringify(spec.remotePublicKey)} is not a base64 WireGuard public key (32 bytes)`);
+  } else if (localPublicKey && spec.remotePublicKey === localPublicKey) {
+    problems.push('remotePublicKey is this cluster’s own gateway key: a cluster cannot peer with itself');
+  }
+  if (typeof spec.remoteGatewayNodeIP !== 'string' || net.isIPv4(spec.remoteGatewayNodeIP) === false) {
+    problems.push(`remoteGatewayNodeIP ${JSON.stringify(spec.remoteGatewayNodeIP)} is not an IPv4 address`);
+  }
+  return problems;
+}

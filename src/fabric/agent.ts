@@ -1,0 +1,93 @@
+// The node agent: a VXLAN link from this node to the gateway, and a routing table that sends the
+// remote clusters' remapped ranges over it. Traffic coming back from the gateway reaches local pods
+// through the node's own routes, whatever the CNI is. The desired state is recomputed and
+// reconciled every second, so a route, rule or link someone deleted comes back within seconds.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { reconcile as reconcileKernel } from '../kernel/index.ts';
+import { inform, type Informer } from '../store/informer.ts';
+import type { Resource, Store } from '../store/types.ts';
+import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec } from '../control/resources.ts';
+import { planAgent } from './plan.ts';
+import { WEFT_OWNERSHIP } from './ownership.ts';
+import type { Logger } from '../log.ts';
+
+const run = promisify(execFile);
+
+export interface AgentOptions {
+  log: Logger;
+  nodeName: string;
+  resyncMs?: number;
+}
+
+export class NodeAgent {
+  private readonly store: Store;
+  private readonly opts: AgentOptions;
+  private informer: Informer | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+
+  constructor(store: Store, opts: AgentOptions) {
+    this.store = store;
+    this.opts = opts;
+  }
+
+  start(): void {
+    this.informer = inform(this.store, [Kinds.ClusterNetwork, Kinds.Node, Kinds.FabricPeer], () => void this.trigger(), {
+      onError: (err) => this.opts.log.error(`watch: ${err.message}`),
+    });
+    this.timer = setInterval(() => void this.trigger(), this.opts.resyncMs ?? 1000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.informer?.stop();
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  trigger(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.reconcile();
+        } catch (err) {
+          this.opts.log.error(`reconcile: ${(err as Error).stack ?? err}`);
+        }
+      } while (this.again && !this.stopped);
+      this.running = null;
+    })();
+    return this.running;
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.stopped) return;
+    const cluster = await this.store.get<Resource<ClusterNetworkSpec, ClusterNetworkStatus>>(Kinds.ClusterNetwork, 'local');
+    const node = await this.store.get<Resource<NodeSpec>>(Kinds.Node, this.opts.nodeName);
+    const externalCIDR = cluster?.status?.externalCIDR;
+    if (!cluster || !node || !externalCIDR) return;
+    if (node.spec.internalIP === cluster.spec.gatewayNodeIP) return; // the gateway programs its own node
+    const peers = (await this.store.list<Resource<FabricPeerSpec>>(Kinds.FabricPeer)).items.map((f) => f.spec);
+    const underlayDev = await deviceWithAddress(node.spec.internalIP);
+    const plan = planAgent({ cluster: cluster.spec, externalCIDR, node: { name: this.opts.nodeName, internalIP: node.spec.internalIP, underlayDev }, peers });
+    const report = await reconcileKernel(plan, { owned: WEFT_OWNERSHIP });
+    for (const line of report.changed) this.opts.log.verbose(`kernel: ${line}`);
+    for (const line of report.errors) this.opts.log.error(`kernel: ${line}`);
+  }
+}
+
+/** The interface that carries `address` in this namespace (the node's underlay). */
+export async function deviceWithAddress(address: string): Promise<string> {
+  const { stdout } = await run('ip', ['-j', '-4', 'addr', 'show']);
+  for (const link of JSON.parse(stdout) as { ifname: string; addr_info: { local: string }[] }[]) {
+    if (link.addr_info.some((a) => a.local === address)) return link.ifname;
+  }
+  throw new Error(`no interface has the node address ${address}`);
+}

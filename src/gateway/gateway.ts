@@ -1,0 +1,235 @@
+// The gateway of one cluster: one userspace WireGuard device per peering (in this process, each
+// with its own control socket so `wg show` works), prefix NAT and policy routing from the plan,
+// and an end-to-end probe per peering that reports state and latency on the Peering.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+import { generatePrivateKey, publicKeyOf } from '../wireguard/crypto.ts';
+import { Device } from '../wireguard/device.ts';
+import { parseBase64Key, toBase64 } from '../wireguard/keys.ts';
+import { formatPrefix, parsePrefix } from '../wireguard/prefix.ts';
+import { UapiServer } from '../wireguard/uapi/server.ts';
+import type { PeerSet } from '../wireguard/uapi/types.ts';
+import { reconcile as reconcileKernel } from '../kernel/index.ts';
+import { inform, type Informer } from '../store/informer.ts';
+import type { Resource, Store } from '../store/types.ts';
+import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec, type PeeringStatus, type PodSpec } from '../control/resources.ts';
+import { derivePeeringStatus, patchStatus, setCondition } from '../control/status.ts';
+import { planGateway } from './plan.ts';
+import { WEFT_OWNERSHIP } from '../fabric/ownership.ts';
+import type { Logger } from '../log.ts';
+
+const run = promisify(execFile);
+/** A peering whose tunnel never completed a handshake for this long is reported as failing. */
+const HANDSHAKE_GRACE_MS = 15_000;
+
+export interface GatewayOptions {
+  log: Logger;
+  /** File holding the gateway's WireGuard private key (created on first start, mode 0600). */
+  keyFile: string;
+  /** Interface on the node network (the VXLAN fabric's underlay). */
+  underlayDev: string;
+  resyncMs?: number;
+  probeMs?: number;
+}
+
+interface Tunnel {
+  device: Device;
+  server: UapiServer;
+  spec: FabricPeerSpec;
+  createdAt: number;
+  /** The endpoint we last configured from the plan ("host:port"). */
+  configuredEndpoint: string | null;
+}
+
+type WireguardPlan = ReturnType<typeof planGateway>['wireguard'][number];
+
+export class Gateway {
+  private readonly store: Store;
+  private readonly opts: GatewayOptions;
+  private readonly privateKey: Uint8Array;
+  readonly publicKey: string;
+  private readonly tunnels = new Map<string, Tunnel>();
+  private informer: Informer | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private running: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+
+  constructor(store: Store, opts: GatewayOptions) {
+    this.store = store;
+    this.opts = opts;
+    this.privateKey = loadOrCreateKey(opts.keyFile);
+    this.publicKey = toBase64(publicKeyOf(this.privateKey));
+  }
+
+  async start(): Promise<void> {
+    await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({ ...s, gatewayPublicKey: this.publicKey }));
+    this.informer = inform(this.store, [Kinds.ClusterNetwork, Kinds.Node, Kinds.Pod, Kinds.FabricPeer], () => void this.trigger(), {
+      onError: (err) => this.opts.log.error(`watch: ${err.message}`),
+    });
+    this.timers.push(setInterval(() => void this.trigger(), this.opts.resyncMs ?? 2000));
+    this.timers.push(setInterval(() => void this.probeAll(), this.opts.probeMs ?? 1000));
+  }
+
+  /** Stop serving; kernel state stays so that a restart does not flap routes (it is reconciled). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.informer?.stop();
+    for (const t of this.timers) clearInterval(t);
+    await this.running;
+    for (const [name, t] of this.tunnels) await this.closeTunnel(name, t);
+  }
+
+  trigger(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.reconcile();
+        } catch (err) {
+          this.opts.log.error(`reconcile: ${(err as Error).stack ?? err}`);
+        }
+      } while (this.again && !this.stopped);
+      this.running = null;
+    })();
+    return this.running;
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.stopped) return;
+    const cluster = await this.store.get<Resource<ClusterNetworkSpec, ClusterNetworkStatus>>(Kinds.ClusterNetwork, 'local');
+    const externalCIDR = cluster?.status?.externalCIDR;
+    if (!cluster || !externalCIDR) return;
+    if (cluster.status?.gatewayPublicKey !== this.publicKey) {
+      await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({ ...s, gatewayPublicKey: this.publicKey }));
+    }
+    const nodes = (await this.store.list<Resource<NodeSpec>>(Kinds.Node)).items.map((n) => ({ name: n.metadata.name, internalIP: n.spec.internalIP, podCIDRs: n.spec.podCIDRs }));
+    const pods = (await this.store.list<Resource<PodSpec>>(Kinds.Pod)).items.map((p) => ({ name: p.metadata.name, nodeName: p.spec.nodeName, podIP: p.spec.podIP }));
+    const fabric = (await this.store.list<Resource<FabricPeerSpec>>(Kinds.FabricPeer)).items;
+    const peers = fabric.map((f) => f.spec);
+    const plan = planGateway({ cluster: cluster.spec, externalCIDR, nodes, pods, peers, underlayDev: this.opts.underlayDev });
+
+    // Tunnels first: the plan's routes point at their interfaces.
+    const wanted = new Map(plan.wireguard.map((w) => [w.interfaceName, w]));
+    for (const [name, t] of this.tunnels) if (!wanted.has(name)) await this.closeTunnel(name, t);
+    for (const w of plan.wireguard) {
+      const spec = peers.find((p) => p.interfaceName === w.interfaceName)!;
+      let t = this.tunnels.get(w.interfaceName);
+      if (!t) {
+        const device = new Device(w.interfaceName, { log: this.opts.log, mtu: w.mtu });
+        const server = await UapiServer.listen(w.interfaceName, device);
+        t = { device, server, spec, createdAt: Date.now(), configuredEndpoint: null };
+        this.tunnels.set(w.interfaceName, t);
+        device.onGone((why) => {
+          this.opts.log.error(`tunnel ${w.interfaceName} gone (${why}); recreating`);
+          void this.closeTunnel(w.interfaceName, t!).then(() => this.trigger());
+        });
+        this.opts.log.verbose(`tunnel ${w.interfaceName} for ${spec.remoteClusterId} on port ${w.listenPort}`);
+      }
+      t.spec = spec;
+      this.configureTunnel(t, w);
+      await run('ip', ['link', 'set', 'dev', w.interfaceName, 'mtu', String(w.mtu), 'up']);
+    }
+    const report = await reconcileKernel(plan.kernel, { owned: WEFT_OWNERSHIP });
+    for (const line of report.changed) this.opts.log.verbose(`kernel: ${line}`);
+    for (const line of report.errors) this.opts.log.error(`kernel: ${line}`);
+  }
+
+  /** Bring a device to the planned configuration, touching only what differs (no session reset). */
+  private configureTunnel(t: Tunnel, w: WireguardPlan): void {
+    const snap = t.device.snapshot();
+    const current = snap.peers.find((p) => toBase64(p.publicKey) === w.peer.publicKey);
+    // A changed remote key means a different peer: remove the old one.
+    const stale: PeerSet[] = snap.peers
+      .filter((p) => p !== current)
+      .map((p) => ({ publicKey: p.publicKey, remove: true, updateOnly: false, allowedIps: [] }));
+    const peer: PeerSet = { publicKey: parseBase64Key(w.peer.publicKey)!, remove: false, updateOnly: false, allowedIps: [] };
+    const want = [...w.peer.allowedIPs].sort();
+    const have = (current?.allowedIps ?? []).map(formatPrefix).sort();
+    if (want.join() !== have.join()) peer.allowedIps = [{ op: 'replace' }, ...want.map((c) => ({ op: 'add' as const, prefix: parsePrefix(c)! }))];
+    // Set the endpoint only when the announced one changed, so a roaming peer's learned one stays.
+    const ep = w.peer.endpoint;
+    const epKey = ep && ep.port > 0 ? `${ep.host}:${ep.port}` : null;
+    if (epKey && (epKey !== t.configuredEndpoint || !current)) peer.endpoint = { address: ep!.host, port: ep!.port };
+    if (current?.persistentKeepaliveInterval !== w.peer.persistentKeepalive) peer.persistentKeepaliveInterval = w.peer.persistentKeepalive;
+    const needDevice = !snap.privateKey || toBase64(snap.privateKey) !== toBase64(this.privateKey) || snap.listenPort !== w.listenPort;
+    const needPeer = !current || peer.allowedIps.length > 0 || peer.endpoint !== undefined || peer.persistentKeepaliveInterval !== undefined;
+    if (!needDevice && !needPeer && stale.length === 0) return;
+    t.device.applySet({
+      ...(needDevice ? { privateKey: this.privateKey, listenPort: w.listenPort } : {}),
+      replacePeers: false,
+      peers: [...stale, ...(needPeer ? [peer] : [])],
+    });
+    if (epKey) t.configuredEndpoint = epKey;
+  }
+
+  private async closeTunnel(name: string, t: Tunnel): Promise<void> {
+    this.tunnels.delete(name);
+    await t.server.close().catch(() => {});
+    t.device.close();
+  }
+
+  /** Probe every tunnel end to end and record the result on its Peering. */
+  private async probeAll(): Promise<void> {
+    if (this.stopped) return;
+    const cluster = await this.store.get<Resource<ClusterNetworkSpec>>(Kinds.ClusterNetwork, 'local');
+    if (!cluster) return;
+    await Promise.all([...this.tunnels.values()].map((t) => this.probe(t, cluster.spec.gatewayNodeIP).catch((err) => this.opts.log.error(`probe ${t.spec.remoteClusterId}: ${err.message}`))));
+  }
+
+  private async probe(t: Tunnel, sourceIP: string): Promise<void> {
+    const name = peeringNameOf(t.spec);
+    const peer = t.device.snapshot().peers[0];
+    const handshakeSec = peer ? Number(peer.lastHandshakeTimeSec) : 0;
+    let latencyMs: number | undefined;
+    if (handshakeSec > 0 || t.spec.remoteEndpoint.port > 0) {
+      const r = await run('ping', ['-n', '-c', '1', '-W', '1', '-m', String(t.spec.mark), '-I', sourceIP, t.spec.probeTarget]).catch(() => null);
+      const m = r?.stdout.match(/time=([\d.]+) ms/);
+      if (m) latencyMs = Number(m[1]);
+    }
+    const waited = Date.now() - t.createdAt;
+    const connected =
+      latencyMs !== undefined
+        ? { status: 'True' as const, reason: 'ProbeSucceeded', message: `probe to ${t.spec.probeTarget} answered in ${latencyMs} ms` }
+        : t.spec.remoteEndpoint.port === 0 && handshakeSec === 0
+          ? { status: 'False' as const, reason: 'WaitingForRemote', message: 'the remote has not told us its tunnel port yet' }
+          : handshakeSec === 0 && waited > HANDSHAKE_GRACE_MS
+            ? { status: 'False' as const, reason: 'HandshakeFailed', message: `no WireGuard handshake with ${t.spec.remoteEndpoint.host}:${t.spec.remoteEndpoint.port} in ${Math.round(waited / 1000)} s: check the remote public key, endpoint and firewall` }
+            : { status: 'False' as const, reason: handshakeSec === 0 ? 'Handshaking' : 'ProbeFailed', message: handshakeSec === 0 ? 'waiting for the first handshake' : `handshake done but ${t.spec.probeTarget} did not answer` };
+    await patchStatus<PeeringStatus>(this.store, Kinds.Peering, name, (s) => {
+      const next: PeeringStatus = {
+        ...(s ?? { phase: 'Connecting' }),
+        conditions: setCondition(s?.conditions, { type: 'Connected', ...connected }),
+        txBytes: Number(peer?.txBytes ?? 0),
+        rxBytes: Number(peer?.rxBytes ?? 0),
+      };
+      if (latencyMs !== undefined) next.latencyMs = latencyMs;
+      else delete next.latencyMs;
+      if (handshakeSec > 0) next.lastHandshake = new Date(handshakeSec * 1000).toISOString();
+      return derivePeeringStatus(next);
+    });
+  }
+}
+
+/** The Peering and the FabricPeer share a name: the remote cluster id. */
+function peeringNameOf(spec: FabricPeerSpec): string {
+  return spec.remoteClusterId;
+}
+
+function loadOrCreateKey(file: string): Uint8Array {
+  try {
+    const key = parseBase64Key(fs.readFileSync(file, 'utf8').trim());
+    if (key) return key;
+    throw new Error(`${file} does not hold a base64 WireGuard private key`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const key = generatePrivateKey();
+  fs.writeFileSync(file, toBase64(key) + '\n', { mode: 0o600, flag: 'wx' });
+  return key;
+}
