@@ -4,14 +4,18 @@ import { parseArgs } from 'node:util';
 import { down, exec, formatStatus, status, up, type LabHooks } from '../lab/lab.ts';
 import { DEFAULT_STATE_DIR } from '../lab/state.ts';
 import { LabError, LabInterrupted, type PodNetworkStyle } from '../lab/topology.ts';
+import { peer, registerFabric, unpeer, waitConnected } from '../lab/fabric.ts';
 
 export const LAB_USAGE = `Usage:
   weft lab up [--clusters N] [--nodes M] [--pods K] [--pod-cidr CIDR] [--service-cidr CIDR]
               [--styles bridge,routed] [--wan-mtu N] [--underlay-mtu N] [--id ID]
-              [--concurrency N] [--keep-on-failure] [--state-dir DIR]
+              [--concurrency N] [--keep-on-failure] [--full-mesh] [--no-fabric] [--state-dir DIR]
       build N clusters (a, b, …) of M nodes with K pods each, a gateway per cluster and a WAN,
       all in network namespaces wl<id>-…  (defaults: 2 × 2 × 2, pod CIDR 10.0.0.0/16 in every
-      cluster, styles alternating bridge/routed)
+      cluster, styles alternating bridge/routed), then run a controller and a gateway per cluster
+      and an agent per node (--no-fabric: namespaces only); --full-mesh peers every pair
+  weft lab peer A B [--no-wait] [--state-dir DIR]     peer two clusters (waits until Connected)
+  weft lab unpeer A B [--state-dir DIR]               remove their peering on both sides
   weft lab status [--json] [--state-dir DIR]
   weft lab exec [--state-dir DIR] CLUSTER/NAME -- COMMAND…
       NAME: a pod (n1-p2), a node (n1), the gateway (gw) or the underlay switch (sw); or "wan"
@@ -45,6 +49,9 @@ export async function labCommand(args: string[], hooks: LabHooks[] = []): Promis
         return await cmdStatus(rest, hooks);
       case 'exec':
         return await cmdExec(rest);
+      case 'peer':
+      case 'unpeer':
+        return await cmdPeer(sub, rest);
       case undefined:
       case 'help':
       case '--help':
@@ -97,10 +104,14 @@ async function cmdUp(args: string[], hooks: LabHooks[]): Promise<number> {
       id: { type: 'string' },
       concurrency: { type: 'string' },
       'keep-on-failure': { type: 'boolean' },
+      'full-mesh': { type: 'boolean' },
+      'no-fabric': { type: 'boolean' },
       'state-dir': { type: 'string' },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+  if (!values['no-fabric']) registerFabric({ fullMesh: values['full-mesh'] ?? false });
+  else if (values['full-mesh']) throw new UsageError('--full-mesh needs the fabric (drop --no-fabric)');
   const concurrency = int(values.concurrency, '--concurrency');
   await up({
     stateDir: stateDirOf(values['state-dir']),
@@ -133,6 +144,23 @@ async function cmdDown(args: string[], hooks: LabHooks[]): Promise<number> {
   return report.leftover.length ? 1 : 0;
 }
 
+async function cmdPeer(sub: 'peer' | 'unpeer', args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'state-dir': { type: 'string' }, 'no-wait': { type: 'boolean' } } });
+  if (positionals.length !== 2) throw new UsageError(`${sub} needs two cluster names, e.g. weft lab ${sub} a b`);
+  const [a, b] = positionals as [string, string];
+  const stateDir = stateDirOf(values['state-dir']);
+  const t0 = Date.now();
+  if (sub === 'unpeer') {
+    await unpeer(stateDir, a, b);
+    out(`unpeered ${a} and ${b} in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+    return 0;
+  }
+  await peer(stateDir, a, b);
+  if (!values['no-wait']) await waitConnected(stateDir, a, b);
+  out(`peered ${a} and ${b}${values['no-wait'] ? '' : ', connected'} in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+  return 0;
+}
+
 async function cmdStatus(args: string[], hooks: LabHooks[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -141,6 +169,7 @@ async function cmdStatus(args: string[], hooks: LabHooks[]): Promise<number> {
   });
   if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
   const stateDir = stateDirOf(values['state-dir']);
+  registerFabric({ fullMesh: false });
   const s = await status({ stateDir, hooks });
   if (!s) {
     if (values.json) out('null');

@@ -18,9 +18,20 @@ switch (cmd) {
     process.exitCode = await labCommand(rest);
     break;
   }
+  case 'controller':
+  case 'gateway':
+  case 'agent': {
+    const { runDaemon } = await import('./daemons.ts');
+    await runDaemon(cmd, rest).catch((err: Error) => {
+      process.stderr.write(`weft ${cmd}: ${err.message}\n`);
+      process.exit(2);
+    });
+    break;
+  }
   default:
     process.stderr.write(
       'Usage:\n  weft demo [--seconds N]\n      two namespaces joined by a weft-wg tunnel: ping, iperf3, wg show\n' +
+        '  weft controller|gateway --store DIR [--key FILE] [--interface-prefix P]\n  weft agent --store DIR --node NAME\n      the long-running pieces, on the embedded store\n' +
         LAB_USAGE.replace(/^Usage:\n/, ''),
     );
     process.exit(cmd === undefined || cmd === '--help' ? 0 : 2);

@@ -20,8 +20,11 @@ import { derivePeeringStatus, patchStatus, setCondition } from './status.ts';
 import { validatePeeringSpec } from './validate.ts';
 
 export const FINALIZER = 'weft.io/fabric';
-/** Per-peering resources are numbered by a stable slot: port, mark, table, rule priority. */
-export const SLOT_BASE = { listenPort: 51820, mark: 0x5e000, table: 1900 } as const;
+/**
+ * Per-peering resources are numbered by a stable slot: port, mark, table, rule priority. Marks sit
+ * in 0x1000–0x1063: clear of kube-proxy's 0x4000/0x8000 bits and of Cilium's 0x0f00 mask.
+ */
+export const SLOT_BASE = { listenPort: 51820, mark: 0x1000, table: 1900 } as const;
 export const MAX_PEERINGS = 99;
 
 type ClusterNetwork = Resource<ClusterNetworkSpec, ClusterNetworkStatus>;
@@ -158,10 +161,11 @@ export class PeeringController {
         remoteExternalCIDR: p.spec.remoteExternalCIDR,
         podCIDRRemap,
         externalCIDRRemap,
-        interfaceName: `${this.opts.interfacePrefix ?? 'weft-'}${p.spec.remoteClusterId}`.slice(0, 15),
+        interfaceName: `${this.opts.interfacePrefix ?? 'wg-'}${p.spec.remoteClusterId}`.slice(0, 15),
         listenPort: SLOT_BASE.listenPort + slot,
         remoteEndpoint: p.spec.remoteEndpoint,
         remotePublicKey: p.spec.remotePublicKey,
+        slot,
         mark: SLOT_BASE.mark + slot,
         table: SLOT_BASE.table + slot,
         probeTarget: translate(translate(p.spec.remoteGatewayNodeIP, remoteNodeCIDR, p.spec.remoteExternalCIDR), p.spec.remoteExternalCIDR, externalCIDRRemap),
@@ -175,7 +179,6 @@ export class PeeringController {
           ...(s ?? { phase: 'Connecting' }),
           podCIDRRemap,
           externalCIDRRemap,
-          localEndpoint: { host: cluster.spec.gatewayEndpoint.host, port: spec.listenPort },
           conditions: setCondition(s?.conditions, { type: 'Valid', status: 'True', reason: 'Accepted', message: `remote pods reachable at ${podCIDRRemap}` }),
         }),
       );

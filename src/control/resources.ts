@@ -71,7 +71,7 @@ export interface PeeringStatus {
   /** The remote pod CIDR and external CIDR as seen locally (IPAM's choice). */
   podCIDRRemap?: string;
   externalCIDRRemap?: string;
-  /** Where the remote must send this peering's tunnel packets (our gateway host and the port allocated for it). */
+  /** Where the remote must send this peering's tunnel packets; set by the gateway once the tunnel listens. */
   localEndpoint?: { host: string; port: number };
   latencyMs?: number;
   lastHandshake?: string;
@@ -94,7 +94,9 @@ export interface FabricPeerSpec {
   listenPort: number;
   remoteEndpoint: { host: string; port: number };
   remotePublicKey: string;
-  /** fwmark and routing table that keep this peering's translated traffic apart from the others. */
+  /** Stable small number of this peering on the gateway (rule priorities derive from it). */
+  slot: number;
+  /** fwmark, routing table (also the conntrack zone) that keep this peering's traffic apart. */
   mark: number;
   table: number;
   /** Where the gateway's probe goes: the remote gateway's node IP as seen locally (external remap). */

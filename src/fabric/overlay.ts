@@ -49,8 +49,9 @@ function intoFabric(value: number, fabric: Cidr): number {
 
 /**
  * The overlay (fabric) address of a host: `nodeIP` with the fabric CIDR's network bits.
- * Throws OverlayError when the fabric CIDR is smaller than the node CIDR, when `nodeIP` is not in
- * `nodeCIDR`, or when the result would be the fabric's network or broadcast address.
+ * Throws OverlayError when the fabric CIDR is smaller than the node CIDR, when `nodeIP` is not a
+ * host of `nodeCIDR` (outside it, or its network/broadcast address), or when the result would be
+ * the fabric's network or broadcast address.
  */
 export function overlayIP(nodeIP: string, nodeCIDR: string, fabricCIDR: string): string {
   const ip = address(nodeIP, 'node IP');
@@ -62,6 +63,10 @@ export function overlayIP(nodeIP: string, nodeCIDR: string, fabricCIDR: string):
     );
   }
   if (!containsAddress(node, ip)) throw new OverlayError(`node IP ${nodeIP} is not in node CIDR ${formatCidr(node)}`);
+  const nodeSize = 2 ** (32 - node.bits);
+  if (nodeSize > 2 && (ip === node.start || ip === node.start + nodeSize - 1)) {
+    throw new OverlayError(`node IP ${nodeIP} is the ${ip === node.start ? 'network' : 'broadcast'} address of node CIDR ${formatCidr(node)}`);
+  }
   const out = intoFabric(ip, fabric);
   const size = 2 ** (32 - fabric.bits);
   if (size > 2 && (out === fabric.start || out === fabric.start + size - 1)) {

@@ -134,6 +134,11 @@ export class Gateway {
       t.spec = spec;
       this.configureTunnel(t, w);
       await run('ip', ['link', 'set', 'dev', w.interfaceName, 'mtu', String(w.mtu), 'up']);
+      // Only now is the tunnel listening: tell the remote (through the peering) where to send.
+      const localEndpoint = { host: cluster.spec.gatewayEndpoint.host, port: w.listenPort };
+      await patchStatus<PeeringStatus>(this.store, Kinds.Peering, peeringNameOf(spec), (s) =>
+        s?.localEndpoint?.host === localEndpoint.host && s.localEndpoint.port === localEndpoint.port ? null : derivePeeringStatus({ ...(s ?? { phase: 'Connecting' }), localEndpoint }),
+      );
     }
     const report = await reconcileKernel(plan.kernel, { owned: WEFT_OWNERSHIP });
     for (const line of report.changed) this.opts.log.verbose(`kernel: ${line}`);
@@ -184,14 +189,15 @@ export class Gateway {
 
   private async probe(t: Tunnel, sourceIP: string): Promise<void> {
     const name = peeringNameOf(t.spec);
-    const peer = t.device.snapshot().peers[0];
-    const handshakeSec = peer ? Number(peer.lastHandshakeTimeSec) : 0;
     let latencyMs: number | undefined;
-    if (handshakeSec > 0 || t.spec.remoteEndpoint.port > 0) {
+    if (t.spec.remoteEndpoint.port > 0 || Number(t.device.snapshot().peers[0]?.lastHandshakeTimeSec ?? 0) > 0) {
       const r = await run('ping', ['-n', '-c', '1', '-W', '1', '-m', String(t.spec.mark), '-I', sourceIP, t.spec.probeTarget]).catch(() => null);
       const m = r?.stdout.match(/time=([\d.]+) ms/);
       if (m) latencyMs = Number(m[1]);
     }
+    // Read the tunnel after the probe: the probe itself may have completed the first handshake.
+    const peer = t.device.snapshot().peers[0];
+    const handshakeSec = peer ? Number(peer.lastHandshakeTimeSec) : 0;
     const waited = Date.now() - t.createdAt;
     const connected =
       latencyMs !== undefined

@@ -205,13 +205,14 @@ export function planGateway(input: GatewayPlanInput): GatewayPlan {
     'net.ipv4.conf.default.rp_filter': '0',
     [`net.ipv4.conf.${FABRIC_LINK}.rp_filter`]: '0',
   };
-  peers.forEach((peer, i) => {
+  for (const peer of peers) {
     const tun = peer.interfaceName;
     routes.push({ table: peer.table, dst: '0.0.0.0/0', dev: tun });
     routes.push({ table: 'main', dst: peer.podCIDRRemap, dev: tun, src: gatewayIP });
     routes.push({ table: 'main', dst: peer.externalCIDRRemap, dev: tun, src: gatewayIP });
-    rules.push({ priority: PEER_RULE_BASE + i, table: peer.table, fwmark: peer.mark });
-    rules.push({ priority: TUNNEL_RULE_BASE + i, table: FABRIC_TABLE, iif: tun });
+    // Priorities follow the controller's stable slot, so adding a peering never renumbers another's rules.
+    rules.push({ priority: PEER_RULE_BASE + peer.slot, table: peer.table, fwmark: peer.mark });
+    rules.push({ priority: TUNNEL_RULE_BASE + peer.slot, table: FABRIC_TABLE, iif: tun });
     nftTables.push(peerNftTable({ peer, zone: peer.table, externalCIDR, nodeCIDR, nodeOverlayImage }));
     sysctls[`net.ipv4.conf.${tun}.rp_filter`] = '0';
     wireguard.push({
@@ -225,7 +226,7 @@ export function planGateway(input: GatewayPlanInput): GatewayPlan {
         persistentKeepalive: PERSISTENT_KEEPALIVE,
       },
     });
-  });
+  }
 
   const kernel = canonicalState({
     links: [

@@ -11,7 +11,7 @@ import { FABRIC_LINK, FABRIC_TABLE, overlayImageClashes, nodeCIDROf, overlayIP }
 import { endpointFamily, MIN_MTU, vxlanMtu, wireguardMtu } from './mtu.ts';
 import { nftTableName } from './nat.ts';
 
-/** Rule priorities on the gateway: `fwmark M lookup T` at 1000+i, `iif <tunnel> lookup 1800` at 1500+i. */
+/** Rule priorities on the gateway: `fwmark M lookup T` at 1000+slot, `iif <tunnel> lookup 1800` at 1500+slot. */
 export const PEER_RULE_BASE = 1000;
 export const TUNNEL_RULE_BASE = 1500;
 /** Keeps the two priority ranges apart. */
@@ -132,10 +132,6 @@ export function validateCluster(cluster: ClusterNetworkSpec, externalCIDR: strin
   return reasons;
 }
 
-function sameIdentity(a: FabricPeerSpec, b: FabricPeerSpec): boolean {
-  return a === b;
-}
-
 /**
  * Problems with one peering, on its own and against `others` (the peerings already accepted; the
  * peer itself may be among them and is skipped). Each reason names the peering.
@@ -184,6 +180,7 @@ export function validatePeer(
   }
   if (!isInt(peer.listenPort, 1, 65535)) say(`listenPort ${String(peer.listenPort)} is not a UDP port`);
   else if (peer.listenPort === cluster.vxlanPort) say(`listenPort ${peer.listenPort} is the fabric's VXLAN port`);
+  if (!isInt(peer.slot, 0, 499)) say(`slot ${String(peer.slot)} is not in 0-499 (rule priorities 1000+slot and 1500+slot must not meet)`);
   if (!isInt(peer.mark, 1, 0xffffffff)) say(`mark ${String(peer.mark)} is not a non-zero 32-bit fwmark`);
   if (!isInt(peer.table, 1, 65535) || RESERVED_TABLES.has(peer.table) || peer.table === FABRIC_TABLE) {
     say(
@@ -211,7 +208,7 @@ export function validatePeer(
   }
 
   for (const other of others) {
-    if (!other || typeof other !== 'object' || sameIdentity(other, peer)) continue;
+    if (!other || typeof other !== 'object' || other === peer) continue;
     const theirs = JSON.stringify(other.remoteClusterId);
     if (id !== undefined && other.remoteClusterId === id) say(`remoteClusterId is used by another peering too`);
     else if (id !== undefined && typeof other.remoteClusterId === 'string' && nftTableName(other.remoteClusterId) === nftTableName(id)) {
@@ -221,6 +218,7 @@ export function validatePeer(
     if (other.listenPort === peer.listenPort) say(`listenPort ${peer.listenPort} is used by peering ${theirs} too`);
     if (other.mark === peer.mark) say(`mark ${peer.mark} is used by peering ${theirs} too`);
     if (other.table === peer.table) say(`table ${peer.table} is used by peering ${theirs} too`);
+    if (other.slot === peer.slot) say(`slot ${peer.slot} is used by peering ${theirs} too`);
     for (const [mine, mineWhat] of [
       [mPod, 'podCIDRRemap'],
       [mExt, 'externalCIDRRemap'],

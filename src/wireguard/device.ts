@@ -249,6 +249,7 @@ export class Device implements UapiDevice, UapiTestHooks, PeerHost {
     if (ps.endpoint !== undefined) {
       peer.configuredEndpoint = ps.endpoint;
       this.native.setEndpoint(peer.id, ps.endpoint.address, ps.endpoint.port);
+      peer.onEndpointConfigured(now);
     }
     this.applyAllowedIps(peer, ps);
     if (ps.persistentKeepaliveInterval !== undefined) peer.setPersistentKeepalive(ps.persistentKeepaliveInterval, now);

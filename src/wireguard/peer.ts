@@ -63,6 +63,8 @@ export class Peer {
   private handshakeAttempts = 0;
   /** A `need-handshake` arrived that could not be acted on yet (REKEY_TIMEOUT between initiations). */
   private wantsHandshake = false;
+  /** The last initiation could not be sent for want of an endpoint. */
+  private unsentInitiation = false;
   /** Mirror of the packet path's keypair slots, so their indices are freed when they rotate out. */
   private slots: { previous: number | null; current: number | null; next: number | null } = { previous: null, current: null, next: null };
   /** zeroKeyMaterial timer. */
@@ -115,12 +117,20 @@ export class Peer {
     }
     this.cookies.addMacs(built.message, now);
     this.initiation = { state: built.state, localIndex };
-    this.lastInitiationSentAt = now;
     this.wantsHandshake = false;
     this.retransmitAt = now + REKEY_TIMEOUT_MS + jitter();
     const sent = this.host.native.sendToPeer(this.id, Buffer.from(built.message));
+    // An initiation that never left (no endpoint yet) does not hold back the next one: as soon as
+    // an endpoint is configured, the handshake starts (see onEndpointConfigured).
+    this.lastInitiationSentAt = sent ? now : -Infinity;
+    this.unsentInitiation = !sent;
     this.host.log.verbose(`${this.name} - Sending handshake initiation${sent ? '' : ' (no endpoint)'}`);
     return true;
+  }
+
+  /** Configuration gave the peer an endpoint: start a handshake that was waiting for one. */
+  onEndpointConfigured(now: number): void {
+    if (this.unsentInitiation) this.maybeInitiate(now, true);
   }
 
   /** The in-flight initiation state for `localIndex`, if it is ours. */
@@ -195,6 +205,7 @@ export class Peer {
 
   private handshakeDone(_now: number): void {
     this.retransmitAt = null;
+    this.unsentInitiation = false;
     this.handshakeAttempts = 0;
     this.wantsHandshake = false;
     const ms = performance.timeOrigin + performance.now();

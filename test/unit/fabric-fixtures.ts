@@ -34,7 +34,8 @@ export function peerB(): FabricPeerSpec {
     listenPort: 51820,
     remoteEndpoint: { host: '203.0.113.2', port: 51820 },
     remotePublicKey: KEY_B,
-    mark: 0x5e000,
+    slot: 0,
+    mark: 0x1000,
     table: 1900,
     probeTarget: '10.203.0.254',
   };
@@ -51,7 +52,8 @@ export function peerC(): FabricPeerSpec {
     listenPort: 51821,
     remoteEndpoint: { host: '2001:db8::3', port: 51820 },
     remotePublicKey: KEY_C,
-    mark: 0x5e001,
+    slot: 1,
+    mark: 0x1001,
     table: 1901,
     probeTarget: '10.202.0.254',
   };

@@ -1,0 +1,194 @@
+// What runs on top of the lab's namespaces: per cluster an embedded store describing the cluster
+// (its ClusterNetwork, Nodes and Pods, as a Kubernetes API would), and the real weft processes —
+// a controller and a gateway in the gateway's namespace, an agent in every node's namespace.
+// Peering goes through the same code a real deployment uses (src/control/peering.ts).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { API_VERSION, Kinds, type ClusterNetworkSpec, type PeeringSpec, type PeeringStatus } from '../control/resources.ts';
+import { peerClusters, unpeerClusters, type ClusterHandle } from '../control/peering.ts';
+import { FileStore } from '../store/index.ts';
+import type { Resource, Store } from '../store/types.ts';
+import { registerLabHooks, loadLab, type LabContext } from './lab.ts';
+import { updateLabState } from './state.ts';
+import { wireguardInterfaceName, type ClusterPlan, type LabTopology } from './topology.ts';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const nodeBin = path.join(repo, 'node_modules/.bin/node');
+const weftCli = path.join(repo, 'src/cli/weft.ts');
+
+export const FABRIC_CIDR = '100.126.0.0/16';
+export const VXLAN = { id: 4242, port: 4789 } as const;
+
+export type Role = 'controller' | 'gateway' | `agent-${string}`;
+
+export function storeDir(stateDir: string, cluster: string): string {
+  return path.join(stateDir, 'clusters', cluster, 'store');
+}
+
+function clusterDir(stateDir: string, cluster: string): string {
+  return path.join(stateDir, 'clusters', cluster);
+}
+
+export function openClusterStore(stateDir: string, cluster: string): FileStore {
+  return new FileStore(storeDir(stateDir, cluster));
+}
+
+/** The cluster as its API would describe it: written once at `up`. */
+async function describeCluster(store: Store, t: LabTopology, c: ClusterPlan): Promise<void> {
+  const spec: ClusterNetworkSpec = {
+    clusterId: c.name,
+    podCIDR: c.podCIDR,
+    serviceCIDR: c.serviceCIDR,
+    nodeCIDRs: [c.nodeCIDR],
+    fabricCIDR: FABRIC_CIDR,
+    vxlanId: VXLAN.id,
+    vxlanPort: VXLAN.port,
+    gatewayEndpoint: { host: c.gateway.wanIP, port: 0 },
+    gatewayNodeIP: c.gateway.underlayIP,
+    underlayMtu: t.options.underlayMtu ?? 1500,
+    wanMtu: t.wanMtu,
+  };
+  await store.apply({ kind: Kinds.ClusterNetwork, apiVersion: API_VERSION, metadata: { name: 'local' }, spec });
+  for (const n of c.nodes) {
+    await store.apply({ kind: Kinds.Node, apiVersion: API_VERSION, metadata: { name: n.name }, spec: { internalIP: n.ip, podCIDRs: [n.podCIDR] } });
+    for (const p of n.pods) {
+      await store.apply({ kind: Kinds.Pod, apiVersion: API_VERSION, metadata: { name: p.name }, spec: { nodeName: n.name, podIP: p.ip } });
+    }
+  }
+}
+
+/** Start one weft process of a cluster, detached, logging to the state dir; returns its pid. */
+export function startProcess(ctx: { stateDir: string; topology: LabTopology }, cluster: string, role: Role): number {
+  const c = ctx.topology.clusters.find((x) => x.name === cluster);
+  if (!c) throw new Error(`no cluster ${cluster}`);
+  const store = storeDir(ctx.stateDir, cluster);
+  let ns: string;
+  let args: string[];
+  if (role === 'controller') {
+    ns = c.gateway.namespace;
+    args = ['controller', '--store', store, '--interface-prefix', wireguardInterfaceName(ctx.topology.id, c.name, '')];
+  } else if (role === 'gateway') {
+    ns = c.gateway.namespace;
+    args = ['gateway', '--store', store, '--key', path.join(clusterDir(ctx.stateDir, cluster), 'gateway.key')];
+  } else {
+    const nodeName = role.slice('agent-'.length);
+    const node = c.nodes.find((n) => n.name === nodeName);
+    if (!node) throw new Error(`no node ${nodeName} in cluster ${cluster}`);
+    ns = node.namespace;
+    args = ['agent', '--store', store, '--node', nodeName];
+  }
+  const logDir = path.join(ctx.stateDir, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const log = fs.openSync(path.join(logDir, `${cluster}-${role}.log`), 'a');
+  const child = spawn('ip', ['netns', 'exec', ns, nodeBin, weftCli, ...args], { detached: true, stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  child.unref();
+  return child.pid!;
+}
+
+export function rolesOf(c: ClusterPlan): Role[] {
+  return ['controller', 'gateway', ...c.nodes.map((n) => `agent-${n.name}` as Role)];
+}
+
+export function clusterHandle(stateDir: string, cluster: string): ClusterHandle & { store: FileStore } {
+  return { store: openClusterStore(stateDir, cluster), label: cluster };
+}
+
+async function withClusters<T>(stateDir: string, names: string[], fn: (handles: (ClusterHandle & { store: FileStore })[]) => Promise<T>): Promise<T> {
+  const ctx = loadLab(stateDir);
+  if (!ctx) throw new Error(`no lab in ${stateDir}`);
+  for (const n of names) if (!ctx.topology.clusters.some((c) => c.name === n)) throw new Error(`no cluster ${n} in the lab (have ${ctx.topology.clusters.map((c) => c.name).join(', ')})`);
+  const handles = names.map((n) => clusterHandle(stateDir, n));
+  try {
+    return await fn(handles);
+  } finally {
+    await Promise.all(handles.map((h) => h.store.close()));
+  }
+}
+
+export function peer(stateDir: string, a: string, b: string): Promise<void> {
+  if (a === b) throw new Error('a cluster cannot peer with itself');
+  return withClusters(stateDir, [a, b], ([ha, hb]) => peerClusters(ha!, hb!));
+}
+
+export function unpeer(stateDir: string, a: string, b: string): Promise<void> {
+  return withClusters(stateDir, [a, b], ([ha, hb]) => unpeerClusters(ha!, hb!));
+}
+
+/** Wait until the peering between a and b is Connected on both sides (or fail with the reason). */
+export function waitConnected(stateDir: string, a: string, b: string, timeoutMs = 20_000): Promise<void> {
+  return withClusters(stateDir, [a, b], async ([ha, hb]) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const [pa, pb] = await Promise.all([ha!.store.get<Resource<PeeringSpec, PeeringStatus>>(Kinds.Peering, b), hb!.store.get<Resource<PeeringSpec, PeeringStatus>>(Kinds.Peering, a)]);
+      if (pa?.status?.phase === 'Connected' && pb?.status?.phase === 'Connected') return;
+      if (Date.now() > deadline) {
+        throw new Error(`peering ${a}↔${b} not connected after ${timeoutMs} ms: ${a}: ${pa?.status?.phase ?? 'absent'} ${pa?.status?.message ?? ''}; ${b}: ${pb?.status?.phase ?? 'absent'} ${pb?.status?.message ?? ''}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+}
+
+export interface FabricOptions {
+  fullMesh: boolean;
+}
+
+/** Register the fabric on the lab's up/status hooks. */
+export function registerFabric(opts: FabricOptions): () => void {
+  return registerLabHooks({
+    name: 'fabric',
+    async afterUp(ctx: LabContext) {
+      const started = Date.now();
+      for (const c of ctx.topology.clusters) {
+        fs.mkdirSync(clusterDir(ctx.stateDir, c.name), { recursive: true });
+        const store = openClusterStore(ctx.stateDir, c.name);
+        try {
+          await describeCluster(store, ctx.topology, c);
+        } finally {
+          await store.close();
+        }
+        const pids: Record<string, number> = {};
+        for (const role of rolesOf(c)) pids[role] = startProcess(ctx, c.name, role);
+        await updateLabState(ctx.stateDir, (s) => ({ ...s, extra: { ...s.extra, [`pids-${c.name}`]: pids } }));
+      }
+      ctx.log(`started controllers, gateways and ${ctx.topology.clusters.reduce((n, c) => n + c.nodes.length, 0)} node agents in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (opts.fullMesh) {
+        const names = ctx.topology.clusters.map((c) => c.name);
+        const pairs: [string, string][] = [];
+        for (let i = 0; i < names.length; i++) for (let j = i + 1; j < names.length; j++) pairs.push([names[i]!, names[j]!]);
+        const t0 = Date.now();
+        for (const [a, b] of pairs) await peer(ctx.stateDir, a, b);
+        for (const [a, b] of pairs) await waitConnected(ctx.stateDir, a, b);
+        ctx.log(`full mesh: ${pairs.length} peerings connected in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      }
+    },
+    async status(ctx, status) {
+      for (const c of ctx.topology.clusters) {
+        if (!fs.existsSync(storeDir(ctx.stateDir, c.name))) continue;
+        const store = openClusterStore(ctx.stateDir, c.name);
+        try {
+          for (const p of (await store.list<Resource<PeeringSpec, PeeringStatus>>(Kinds.Peering)).items) {
+            const s = p.status;
+            status.peerings.push({
+              local: c.name,
+              remote: p.spec.remoteClusterId,
+              phase: s?.phase ?? 'Pending',
+              remotePodCIDR: p.spec.remotePodCIDR,
+              seenAs: s?.podCIDRRemap ?? '',
+              latencyMs: s?.latencyMs,
+              lastHandshake: s?.lastHandshake,
+              txBytes: s?.txBytes,
+              rxBytes: s?.rxBytes,
+              ...(s?.message ? { message: s.message } : {}),
+            });
+          }
+        } finally {
+          await store.close();
+        }
+      }
+    },
+  });
+}

@@ -1,0 +1,225 @@
+// The fabric end to end, on the lab: three clusters with the same pod CIDR (one bridge-style, one
+// routed-style, one bridge-style), peered in a full mesh by the real controllers, gateways and node
+// agents. Every pod must reach every remote pod at its remapped address over ICMP, TCP and UDP and
+// be seen there at a stable remapped address; processes restart without changing allocations or
+// duplicating kernel state; deleted routes come back; bad peerings are refused with a reason and no
+// kernel change; unpeer removes everything of that peering on both sides; down leaves nothing.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { nodeBin, repoRoot, run, sleep, waitFor } from './harness.ts';
+import { translate } from '../../src/ipam/index.ts';
+import { loadLab } from '../../src/lab/lab.ts';
+import { clusterHandle, startProcess, waitConnected, type Role } from '../../src/lab/fabric.ts';
+import { API_VERSION, Kinds, type PeeringStatus } from '../../src/control/resources.ts';
+import type { Resource } from '../../src/store/types.ts';
+
+const weft = path.join(repoRoot, 'bin/weft');
+const echo = path.join(repoRoot, 'test/netns/echo.ts');
+const ECHO_PORT = 7007;
+
+interface Pod {
+  name: string;
+  namespace: string;
+  ip: string;
+}
+interface Status {
+  id: string;
+  clusters: { name: string; podCIDR: string; serviceCIDR: string; nodeCIDR: string; gateway: { namespace: string }; nodes: { name: string; namespace: string }[]; pods: Pod[] }[];
+  peerings: { local: string; remote: string; phase: string; seenAs: string; latencyMs?: number; lastHandshake?: string; rxBytes?: number }[];
+}
+
+async function mapLimit<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (i < items.length) await fn(items[i++]!);
+  }));
+}
+
+describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-lab-'));
+  const servers: ChildProcess[] = [];
+  let st: Status;
+  const lab = (...args: string[]) => run(weft, ['lab', ...args, '--state-dir', stateDir], { timeoutMs: 120_000 });
+  const status = async () => JSON.parse((await lab('status', '--json')).stdout) as Status;
+  const cluster = (name: string) => st.clusters.find((c) => c.name === name)!;
+  const remap = (local: string, remote: string) => st.peerings.find((p) => p.local === local && p.remote === remote)!.seenAs;
+  /** Where a pod of `remote` is reached from `local`. */
+  const seenFrom = (local: string, remote: string, ip: string) => translate(ip, cluster(remote).podCIDR, remap(local, remote));
+  const inNs = (ns: string, args: string[], allowFail = false) => run('ip', ['netns', 'exec', ns, ...args], { allowFail, timeoutMs: 20_000 });
+
+  before(async () => {
+    const up = await lab('up', '--clusters', '3', '--nodes', '2', '--pods', '2', '--full-mesh');
+    assert.match(up.stdout, /full mesh: 3 peerings connected/);
+    st = await status();
+    for (const c of st.clusters) {
+      for (const p of c.pods) {
+        const child = spawn('ip', ['netns', 'exec', p.namespace, nodeBin, echo, 'serve', String(ECHO_PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        servers.push(child);
+        await new Promise((r) => child.stdout!.once('data', r));
+      }
+    }
+  });
+
+  after(async () => {
+    for (const s of servers) s.kill();
+    const down = await run(weft, ['lab', 'down', '--state-dir', stateDir], { allowFail: true, timeoutMs: 60_000 });
+    const left = (await run('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => st && l.startsWith(`wl${st.id}-`));
+    fs.rmSync(stateDir, { recursive: true, force: true });
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual(left, [], 'down leaves no namespace behind');
+  });
+
+  test('status: every peering Connected, with a remap, latency, handshake and bytes', () => {
+    assert.equal(st.peerings.length, 6);
+    for (const p of st.peerings) {
+      assert.equal(p.phase, 'Connected', `${p.local}→${p.remote}`);
+      assert.ok(p.seenAs, 'remap present');
+      assert.ok(typeof p.latencyMs === 'number' && p.latencyMs > 0, `latency ${p.latencyMs}`);
+      assert.ok(p.lastHandshake && Date.parse(p.lastHandshake) > Date.now() - 300_000);
+      assert.ok((p.rxBytes ?? 0) > 0);
+    }
+  });
+
+  test('IPAM: each remote is remapped away from local ranges and from every other remote', async () => {
+    const { overlaps, parseCidr } = await import('../../src/ipam/index.ts');
+    for (const c of st.clusters) {
+      const mine = st.peerings.filter((p) => p.local === c.name).map((p) => p.seenAs);
+      assert.equal(mine.length, 2);
+      assert.ok(!overlaps(parseCidr(mine[0]!), parseCidr(mine[1]!)), `${c.name}: ${mine.join(' vs ')}`);
+      for (const m of mine) for (const local of [c.podCIDR, c.serviceCIDR, c.nodeCIDR]) assert.ok(!overlaps(parseCidr(m), parseCidr(local)), `${c.name}: ${m} overlaps ${local}`);
+    }
+  });
+
+  test('ICMP: every pod reaches every remote pod at its remapped address', async () => {
+    const jobs: { from: Pod; to: string; label: string }[] = [];
+    for (const x of st.clusters) for (const y of st.clusters) {
+      if (x === y) continue;
+      for (const p of x.pods) for (const q of y.pods) jobs.push({ from: p, to: seenFrom(x.name, y.name, q.ip), label: `${x.name}/${p.name} → ${y.name}/${q.name}` });
+    }
+    assert.equal(jobs.length, 96);
+    const failed: string[] = [];
+    await mapLimit(jobs, 8, async (j) => {
+      const r = await inNs(j.from.namespace, ['ping', '-c', '1', '-W', '2', j.to], true);
+      if (r.code !== 0) failed.push(`${j.label} (${j.to})`);
+    });
+    assert.deepEqual(failed, []);
+  });
+
+  test('TCP and UDP: the receiver sees the sender at the sender’s remapped address', async () => {
+    const failed: string[] = [];
+    const jobs: (() => Promise<void>)[] = [];
+    for (const x of st.clusters) for (const y of st.clusters) {
+      if (x === y) continue;
+      const p = x.pods[0]!;
+      for (const q of y.pods) for (const proto of ['tcp', 'udp']) {
+        jobs.push(async () => {
+          const r = await inNs(p.namespace, [nodeBin, echo, proto, seenFrom(x.name, y.name, q.ip), String(ECHO_PORT)], true);
+          const expected = seenFrom(y.name, x.name, p.ip);
+          if (r.code !== 0 || r.stdout.trim() !== expected) failed.push(`${proto} ${x.name}/${p.name} → ${y.name}/${q.name}: saw ${JSON.stringify(r.stdout.trim() || r.stderr.trim())}, want ${expected}`);
+        });
+      }
+    }
+    await mapLimit(jobs, 4, (j) => j());
+    assert.deepEqual(failed, []);
+  });
+
+  test('drift: a deleted route, rule and VXLAN link on a node come back within seconds', async () => {
+    const node = cluster('a').nodes[0]!.namespace;
+    const target = seenFrom('a', 'b', cluster('b').pods[0]!.ip);
+    await run('ip', ['-n', node, 'route', 'del', remap('a', 'b'), 'table', '1800']);
+    await waitFor('route back', async () => (await run('ip', ['-n', node, 'route', 'show', 'table', '1800'])).stdout.includes(remap('a', 'b')), 5000);
+    await run('ip', ['-n', node, 'rule', 'del', 'priority', '1800']);
+    await waitFor('rule back', async () => (await run('ip', ['-n', node, 'rule', 'show', 'priority', '1800'])).stdout.includes('1800'), 5000);
+    await run('ip', ['-n', node, 'link', 'del', 'weft-vx']);
+    await waitFor('link and traffic back', async () => (await inNs(cluster('a').pods[0]!.namespace, ['ping', '-c', '1', '-W', '1', target], true)).code === 0, 8000, 200);
+  });
+
+  test('restart: every process of cluster a killed and restarted; traffic resumes, allocations and kernel state unchanged', async () => {
+    const ctx = loadLab(stateDir)!;
+    const gw = cluster('a').gateway.namespace;
+    const snapshot = async () => ({
+      rules: (await run('ip', ['-n', gw, 'rule', 'show'])).stdout,
+      tables: (await inNs(gw, ['nft', 'list', 'tables'])).stdout.split('\n').sort().join('\n'),
+      links: (await run('ip', ['-n', gw, '-o', 'link', 'show'])).stdout.split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0]).sort().join(' '),
+      nodeRoutes: (await run('ip', ['-n', cluster('a').nodes[0]!.namespace, 'route', 'show', 'table', '1800'])).stdout,
+    });
+    const before = await snapshot();
+    const remapsBefore = st.peerings.filter((p) => p.local === 'a').map((p) => `${p.remote}=${p.seenAs}`).sort();
+    const pids = ctx.state.extra['pids-a'] as Record<string, number>;
+    for (const [, pid] of Object.entries(pids)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+    // `ip netns exec` execs node, so the recorded pid is the process itself.
+    await sleep(300);
+    for (const role of Object.keys(pids) as Role[]) startProcess(ctx, 'a', role);
+    await waitConnected(stateDir, 'a', 'b', 30_000);
+    await waitConnected(stateDir, 'a', 'c', 30_000);
+    const target = seenFrom('a', 'c', cluster('c').pods[1]!.ip);
+    await waitFor('traffic a→c', async () => (await inNs(cluster('a').pods[1]!.namespace, ['ping', '-c', '1', '-W', '1', target], true)).code === 0, 10_000, 200);
+    st = await status();
+    assert.deepEqual(st.peerings.filter((p) => p.local === 'a').map((p) => `${p.remote}=${p.seenAs}`).sort(), remapsBefore, 'allocations survive restarts');
+    const afterState = await snapshot();
+    assert.equal(afterState.rules, before.rules, 'no duplicate or stray rules');
+    assert.equal(afterState.tables, before.tables);
+    assert.equal(afterState.links, before.links, 'same links (tunnels recreated, none duplicated)');
+    assert.equal(afterState.nodeRoutes, before.nodeRoutes);
+  });
+
+  test('bad input: invalid peerings are refused with a reason, and the kernel does not change', async () => {
+    const gw = cluster('a').gateway.namespace;
+    const tablesBefore = (await inNs(gw, ['nft', 'list', 'ruleset'])).stdout;
+    const h = clusterHandle(stateDir, 'a');
+    try {
+      const base = (await h.store.get<Resource<Record<string, unknown>>>(Kinds.Peering, 'b'))!.spec;
+      const cases: [string, Record<string, unknown>, RegExp][] = [
+        ['bad-cidr', { ...base, remoteClusterId: 'x1', remotePodCIDR: '10.0.0.1/16' }, /remotePodCIDR 10\.0\.0\.1\/16/],
+        ['bad-key', { ...base, remoteClusterId: 'x2', remotePublicKey: 'not-a-key' }, /remotePublicKey/],
+        ['duplicate', { ...base }, /already connects to cluster b/],
+        ['overlap', { ...base, remoteClusterId: 'x3', remoteExternalCIDR: base.remotePodCIDR }, /overlap/i],
+      ];
+      for (const [name, spec] of cases) await h.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name }, spec });
+      for (const [name, , reason] of cases) {
+        const s = await waitFor(`status of ${name}`, async () => {
+          const p = await h.store.get<Resource<unknown, PeeringStatus>>(Kinds.Peering, name);
+          return p?.status?.phase === 'Error' ? p.status : undefined;
+        }, 10_000);
+        assert.match(s!.message ?? '', reason, `${name}: ${s!.message}`);
+        assert.ok(!(await h.store.get(Kinds.FabricPeer, name)), `${name}: nothing for the data plane`);
+      }
+      const status = (await lab('status')).stdout;
+      assert.match(status, /bad-cidr|x1/);
+      await sleep(2500); // two gateway resyncs
+      assert.equal((await inNs(gw, ['nft', 'list', 'ruleset'])).stdout, tablesBefore, 'kernel unchanged');
+      for (const [name] of cases) await h.store.delete(Kinds.Peering, name);
+      await waitFor('refused peerings gone', async () => (await h.store.list(Kinds.Peering)).items.length === 2, 10_000);
+    } finally {
+      await h.store.close();
+    }
+  });
+
+  test('unpeer a b removes every route, rule, nft table and tunnel of that peering on both sides', async () => {
+    const before = { a: remap('a', 'b'), b: remap('b', 'a') };
+    await lab('unpeer', 'a', 'b');
+    for (const [local, remote] of [['a', 'b'], ['b', 'a']] as const) {
+      const gw = cluster(local).gateway.namespace;
+      await waitFor(`${local}: tunnel to ${remote} gone`, async () => {
+        const links = (await run('ip', ['-n', gw, '-o', 'link', 'show'])).stdout;
+        const tables = (await inNs(gw, ['nft', 'list', 'tables'])).stdout;
+        return !links.includes(`-${local}${remote}:`) && !tables.includes(`weft_${remote}`);
+      }, 10_000);
+      const node = cluster(local).nodes[0]!.namespace;
+      await waitFor(`${local}: node routes to ${remote} gone`, async () => !(await run('ip', ['-n', node, 'route', 'show', 'table', '1800'])).stdout.includes(before[local]), 5000);
+      const rules = (await run('ip', ['-n', gw, 'rule', 'show'])).stdout.split('\n').filter((l) => l.includes('lookup 19'));
+      assert.equal(rules.length, 1, `${local}: only the other peering's rule is left: ${rules.join(' | ')}`);
+    }
+    // The other peerings still carry traffic.
+    const target = seenFrom('a', 'c', cluster('c').pods[0]!.ip);
+    assert.equal((await inNs(cluster('a').pods[0]!.namespace, ['ping', '-c', '1', '-W', '2', target], true)).code, 0);
+  });
+});
