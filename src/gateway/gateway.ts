@@ -22,6 +22,8 @@ import type { Logger } from '../log.ts';
 const run = promisify(execFile);
 /** A peering whose tunnel never completed a handshake for this long is reported as failing. */
 const HANDSHAKE_GRACE_MS = 15_000;
+/** A connected peering is reported down only after this many probes in a row went unanswered. */
+const PROBE_FAILURES_TO_DOWN = 3;
 
 export interface GatewayOptions {
   log: Logger;
@@ -40,6 +42,8 @@ interface Tunnel {
   createdAt: number;
   /** The endpoint we last configured from the plan ("host:port"). */
   configuredEndpoint: string | null;
+  /** Consecutive failed probes since the last answered one. */
+  probeFailures: number;
 }
 
 type WireguardPlan = ReturnType<typeof planGateway>['wireguard'][number];
@@ -123,7 +127,7 @@ export class Gateway {
       if (!t) {
         const device = new Device(w.interfaceName, { log: this.opts.log, mtu: w.mtu });
         const server = await UapiServer.listen(w.interfaceName, device);
-        t = { device, server, spec, createdAt: Date.now(), configuredEndpoint: null };
+        t = { device, server, spec, createdAt: Date.now(), configuredEndpoint: null, probeFailures: 0 };
         this.tunnels.set(w.interfaceName, t);
         device.onGone((why) => {
           this.opts.log.error(`tunnel ${w.interfaceName} gone (${why}); recreating`);
@@ -198,6 +202,9 @@ export class Gateway {
     // Read the tunnel after the probe: the probe itself may have completed the first handshake.
     const peer = t.device.snapshot().peers[0];
     const handshakeSec = peer ? Number(peer.lastHandshakeTimeSec) : 0;
+    t.probeFailures = latencyMs === undefined ? t.probeFailures + 1 : 0;
+    // One lost probe on a busy machine is not an outage: keep the verdict until several in a row fail.
+    const holdVerdict = latencyMs === undefined && t.probeFailures < PROBE_FAILURES_TO_DOWN;
     const waited = Date.now() - t.createdAt;
     const connected =
       latencyMs !== undefined
@@ -208,14 +215,15 @@ export class Gateway {
             ? { status: 'False' as const, reason: 'HandshakeFailed', message: `no WireGuard handshake with ${t.spec.remoteEndpoint.host}:${t.spec.remoteEndpoint.port} in ${Math.round(waited / 1000)} s: check the remote public key, endpoint and firewall` }
             : { status: 'False' as const, reason: handshakeSec === 0 ? 'Handshaking' : 'ProbeFailed', message: handshakeSec === 0 ? 'waiting for the first handshake' : `handshake done but ${t.spec.probeTarget} did not answer` };
     await patchStatus<PeeringStatus>(this.store, Kinds.Peering, name, (s) => {
+      const wasConnected = s?.conditions?.some((c) => c.type === 'Connected' && c.status === 'True');
       const next: PeeringStatus = {
         ...(s ?? { phase: 'Connecting' }),
-        conditions: setCondition(s?.conditions, { type: 'Connected', ...connected }),
+        conditions: holdVerdict && wasConnected ? (s?.conditions ?? []) : setCondition(s?.conditions, { type: 'Connected', ...connected }),
         txBytes: Number(peer?.txBytes ?? 0),
         rxBytes: Number(peer?.rxBytes ?? 0),
       };
       if (latencyMs !== undefined) next.latencyMs = latencyMs;
-      else delete next.latencyMs;
+      else if (!(holdVerdict && wasConnected)) delete next.latencyMs;
       if (handshakeSec > 0) next.lastHandshake = new Date(handshakeSec * 1000).toISOString();
       return derivePeeringStatus(next);
     });
