@@ -2,18 +2,21 @@
 // (its ClusterNetwork, Nodes and Pods, as a Kubernetes API would), and the real weft processes —
 // a controller and a gateway in the gateway's namespace, an agent in every node's namespace.
 // Peering goes through the same code a real deployment uses (src/control/peering.ts).
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { API_VERSION, Kinds, type ClusterNetworkSpec, type PeeringSpec, type PeeringStatus } from '../control/resources.ts';
 import { peerClusters, unpeerClusters, type ClusterHandle } from '../control/peering.ts';
 import { FileStore } from '../store/index.ts';
+import { translate } from '../ipam/index.ts';
 import type { Resource, Store } from '../store/types.ts';
 import { registerLabHooks, loadLab, type LabContext } from './lab.ts';
 import { updateLabState } from './state.ts';
 import { wireguardInterfaceName, type ClusterPlan, type LabTopology } from './topology.ts';
 
+const run = promisify(execFile);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const nodeBin = path.join(repo, 'node_modules/.bin/node');
 const weftCli = path.join(repo, 'src/cli/weft.ts');
@@ -160,9 +163,10 @@ export function registerFabric(opts: FabricOptions): () => void {
         const pairs: [string, string][] = [];
         for (let i = 0; i < names.length; i++) for (let j = i + 1; j < names.length; j++) pairs.push([names[i]!, names[j]!]);
         const t0 = Date.now();
-        for (const [a, b] of pairs) await peer(ctx.stateDir, a, b);
-        for (const [a, b] of pairs) await waitConnected(ctx.stateDir, a, b);
+        await Promise.all(pairs.map(([a, b]) => peer(ctx.stateDir, a, b)));
+        await Promise.all(pairs.map(([a, b]) => waitConnected(ctx.stateDir, a, b)));
         ctx.log(`full mesh: ${pairs.length} peerings connected in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        for (const line of await trafficCheck(ctx)) ctx.log(line);
       }
     },
     async status(ctx, status) {
@@ -191,4 +195,38 @@ export function registerFabric(opts: FabricOptions): () => void {
       }
     },
   });
+}
+
+/**
+ * Show that traffic flows: from the first pod of every cluster, one ping to the first pod of every
+ * other cluster, at the address the sender's cluster knows it by. Throws when any ping fails.
+ */
+export async function trafficCheck(ctx: { stateDir: string; topology: LabTopology }): Promise<string[]> {
+  const lines: string[] = ['traffic check (first pod of each cluster → first pod of each other cluster, at its remapped address):'];
+  const failed: string[] = [];
+  for (const x of ctx.topology.clusters) {
+    const store = openClusterStore(ctx.stateDir, x.name);
+    try {
+      for (const y of ctx.topology.clusters) {
+        if (x === y) continue;
+        const from = x.nodes[0]!.pods[0]!;
+        const to = y.nodes[0]!.pods[0]!;
+        const peering = await store.get<Resource<PeeringSpec, PeeringStatus>>(Kinds.Peering, y.name);
+        const remap = peering?.status?.podCIDRRemap;
+        if (!remap) {
+          failed.push(`${x.name} has no remap for ${y.name}`);
+          continue;
+        }
+        const dst = translate(to.ip, y.podCIDR, remap);
+        const r = await run('ip', ['netns', 'exec', from.namespace, 'ping', '-n', '-c', '1', '-W', '2', dst]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '', failed: true }));
+        const ms = r.stdout.match(/time=([\d.]+) ms/)?.[1];
+        lines.push(`  ${x.name}/${from.name} ${from.ip} → ${y.name}/${to.name} ${to.ip} as ${dst}: ${ms ? `ok ${ms} ms` : 'FAILED'}`);
+        if (!ms) failed.push(`${x.name}/${from.name} → ${y.name}/${to.name}`);
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  if (failed.length) throw new Error(`traffic check failed: ${failed.join(', ')}`);
+  return lines;
 }
