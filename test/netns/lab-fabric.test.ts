@@ -203,6 +203,32 @@ describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
     }
   });
 
+  test('a remote pod CIDR inside our service range is remapped away from it; a wrong public key is reported as HandshakeFailed', async () => {
+    const { overlaps, parseCidr } = await import('../../src/ipam/index.ts');
+    const { generatePrivateKey, publicKeyOf } = await import('../../src/wireguard/crypto.ts');
+    const h = clusterHandle(stateDir, 'a');
+    try {
+      const base = (await h.store.get<Resource<Record<string, unknown>>>(Kinds.Peering, 'b'))!.spec;
+      const strangerKey = Buffer.from(publicKeyOf(generatePrivateKey())).toString('base64');
+      await h.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name: 'svc' }, spec: {
+        ...base, remoteClusterId: 'svc', remotePodCIDR: '10.96.0.0/16', remoteExternalCIDR: '10.250.0.0/24', remotePublicKey: strangerKey,
+        remoteEndpoint: { host: (base.remoteEndpoint as { host: string }).host, port: 51899 },
+      } });
+      const accepted = await waitFor('svc accepted with a remap', async () => (await h.store.get<Resource<unknown, PeeringStatus>>(Kinds.Peering, 'svc'))?.status?.podCIDRRemap, 10_000);
+      assert.ok(!overlaps(parseCidr(accepted!), parseCidr(cluster('a').serviceCIDR)), `remap ${accepted} avoids the service range`);
+      const failed = await waitFor('HandshakeFailed', async () => {
+        const st = (await h.store.get<Resource<unknown, PeeringStatus>>(Kinds.Peering, 'svc'))?.status;
+        return st?.phase === 'Error' ? st : undefined;
+      }, 30_000, 250);
+      assert.equal(failed!.reason, 'HandshakeFailed');
+      assert.match(failed!.message ?? '', /no WireGuard handshake/);
+      await h.store.delete(Kinds.Peering, 'svc');
+      await waitFor('svc gone', async () => !(await h.store.get(Kinds.Peering, 'svc')), 10_000);
+    } finally {
+      await h.store.close();
+    }
+  });
+
   test('unpeer a b removes every route, rule, nft table and tunnel of that peering on both sides', async () => {
     const before = { a: remap('a', 'b'), b: remap('b', 'a') };
     await lab('unpeer', 'a', 'b');
