@@ -127,6 +127,23 @@ describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
     assert.deepEqual(failed, []);
   });
 
+  test('MTU: bulk TCP crosses clusters (MSS clamped), DF packets fit the path MTU and larger ones are refused', async () => {
+    const a = cluster('a').pods[0]!;
+    const bPod = cluster('b').pods[1]!;
+    const dst = seenFrom('a', 'b', bPod.ip);
+    const server = spawn('ip', ['netns', 'exec', bPod.namespace, 'iperf3', '-s', '-1', '-p', '5299'], { stdio: 'ignore' });
+    servers.push(server);
+    await sleep(300);
+    const r = await inNs(a.namespace, ['iperf3', '-c', dst, '-p', '5299', '-t', '1', '-J']);
+    const bps = JSON.parse(r.stdout).end.sum_received.bits_per_second as number;
+    assert.ok(bps > 1e6, `bulk TCP across clusters: ${bps} bit/s`);
+    // Path MTU: WAN 1500 − 60 (IPv4 + UDP + WireGuard) = 1440; pods still have MTU 1500.
+    assert.equal((await inNs(a.namespace, ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', String(1440 - 28), dst], true)).code, 0, 'a full-size DF packet fits');
+    const big = await inNs(a.namespace, ['ping', '-c', '2', '-W', '1', '-M', 'do', '-s', String(1440 - 28 + 1), dst], true);
+    assert.notEqual(big.code, 0, 'one byte more does not');
+    assert.match(big.stdout + big.stderr, /mtu|too long|Frag needed/i, 'and the sender is told why (ICMP fragmentation needed)');
+  });
+
   test('drift: a deleted route, rule and VXLAN link on a node come back within seconds', async () => {
     const node = cluster('a').nodes[0]!.namespace;
     const target = seenFrom('a', 'b', cluster('b').pods[0]!.ip);
