@@ -10,6 +10,8 @@ import { NodeAgent, deviceWithAddress } from '../fabric/agent.ts';
 import { Kinds, type ClusterNetworkSpec } from '../control/resources.ts';
 import type { Resource } from '../store/types.ts';
 import { createLogger, parseLogLevel } from '../log.ts';
+import { WeftMetrics } from '../observe/metrics.ts';
+import { serveObservability, type Readiness } from '../observe/server.ts';
 
 type Role = 'controller' | 'gateway' | 'agent';
 
@@ -21,35 +23,46 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
       node: { type: 'string' },
       key: { type: 'string' },
       'interface-prefix': { type: 'string' },
+      'metrics-port': { type: 'string' },
     },
   });
+  const metricsPort = values['metrics-port'] === undefined ? 9090 : Number(values['metrics-port']);
+  if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) throw new Error(`--metrics-port ${values['metrics-port']} is not a port (0 disables)`);
+  const metrics = new WeftMetrics(role);
   if (!values.store) throw new Error(`weft ${role}: --store DIR is required (the embedded store's directory)`);
   const log = createLogger(parseLogLevel(process.env.LOG_LEVEL, 'verbose'), `${role}${values.node ? `/${values.node}` : ''}: `);
   const store: Store = new FileStore(values.store);
   let stop: () => Promise<void>;
+  let readiness: Readiness;
+  let beforeScrape: (() => void) | undefined;
   switch (role) {
     case 'controller': {
-      const c = new PeeringController(store, { log, ...(values['interface-prefix'] ? { interfacePrefix: values['interface-prefix'] } : {}) });
+      const c = new PeeringController(store, { log, metrics, ...(values['interface-prefix'] ? { interfacePrefix: values['interface-prefix'] } : {}) });
       c.start();
       stop = async () => c.stop();
+      readiness = { ready: () => c.reconciledOnce, detail: () => (c.reconciledOnce ? 'reconciled' : 'waiting for the first reconcile') };
       break;
     }
     case 'gateway': {
       if (!values.key) throw new Error('weft gateway: --key FILE is required (the WireGuard private key, created if missing)');
       const cluster = await waitFor(store, log);
-      const g = new Gateway(store, { log, keyFile: values.key, underlayDev: await deviceWithAddress(cluster.spec.gatewayNodeIP) });
+      const g = new Gateway(store, { log, metrics, keyFile: values.key, underlayDev: await deviceWithAddress(cluster.spec.gatewayNodeIP) });
       await g.start();
       stop = () => g.stop();
+      readiness = { ready: () => g.reconciledOnce, detail: () => (g.reconciledOnce ? 'gateway programmed' : 'waiting for the cluster description') };
+      beforeScrape = () => g.exportMetrics(metrics);
       break;
     }
     case 'agent': {
       if (!values.node) throw new Error('weft agent: --node NAME is required');
-      const a = new NodeAgent(store, { log, nodeName: values.node });
+      const a = new NodeAgent(store, { log, metrics, nodeName: values.node });
       a.start();
       stop = () => a.stop();
+      readiness = { ready: () => a.reconciledOnce, detail: () => (a.reconciledOnce ? 'node programmed' : 'waiting for the cluster description and this node') };
       break;
     }
   }
+  const observe = metricsPort > 0 ? await serveObservability({ port: metricsPort, metrics, readiness, ...(beforeScrape ? { beforeScrape } : {}) }) : null;
   log.verbose('started');
   let stopping = false;
   const shutdown = (sig: string) => {
@@ -57,6 +70,7 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
     stopping = true;
     log.verbose(`${sig}: stopping`);
     void stop()
+      .then(() => observe?.close())
       .catch((err) => log.error(`stop: ${err.message}`))
       .finally(() => void store.close().finally(() => process.exit(0)));
   };

@@ -6,6 +6,7 @@ import { Ipam, IpamError, translate, type IpamConfig, type IpamSnapshot } from '
 import { inform, type Informer } from '../store/informer.ts';
 import { isStoreError, type Resource, type Store } from '../store/types.ts';
 import type { Logger } from '../log.ts';
+import type { WeftMetrics } from '../observe/metrics.ts';
 import {
   API_VERSION,
   Kinds,
@@ -36,6 +37,7 @@ export interface ControllerOptions {
   /** Prefix of tunnel interface names; interface = prefix + remote cluster id (≤ 15 chars). */
   interfacePrefix?: string;
   resyncMs?: number;
+  metrics?: WeftMetrics;
 }
 
 export class PeeringController {
@@ -45,6 +47,8 @@ export class PeeringController {
   private resync: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
+  /** Set after the first reconcile that completed without error (readiness). */
+  reconciledOnce = false;
 
   constructor(store: Store, opts: ControllerOptions) {
     this.store = store;
@@ -73,7 +77,8 @@ export class PeeringController {
       do {
         this.again = false;
         try {
-          await this.reconcile();
+          await (this.opts.metrics ? this.opts.metrics.timeReconcile('controller', () => this.reconcile()) : this.reconcile());
+          this.reconciledOnce = true;
         } catch (err) {
           this.opts.log.error(`reconcile: ${(err as Error).stack ?? err}`);
         }

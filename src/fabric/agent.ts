@@ -11,6 +11,7 @@ import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricP
 import { planAgent } from './plan.ts';
 import { WEFT_OWNERSHIP } from './ownership.ts';
 import type { Logger } from '../log.ts';
+import type { WeftMetrics } from '../observe/metrics.ts';
 
 const run = promisify(execFile);
 
@@ -18,6 +19,7 @@ export interface AgentOptions {
   log: Logger;
   nodeName: string;
   resyncMs?: number;
+  metrics?: WeftMetrics;
 }
 
 export class NodeAgent {
@@ -28,6 +30,8 @@ export class NodeAgent {
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  /** Set after the first reconcile that programmed the node (readiness). */
+  reconciledOnce = false;
 
   constructor(store: Store, opts: AgentOptions) {
     this.store = store;
@@ -57,7 +61,8 @@ export class NodeAgent {
       do {
         this.again = false;
         try {
-          await this.reconcile();
+          const changed = await (this.opts.metrics ? this.opts.metrics.timeReconcile('agent', () => this.reconcile()) : this.reconcile());
+          if (changed) this.reconciledOnce = true;
         } catch (err) {
           this.opts.log.error(`reconcile: ${(err as Error).stack ?? err}`);
         }
@@ -67,19 +72,21 @@ export class NodeAgent {
     return this.running;
   }
 
-  private async reconcile(): Promise<void> {
-    if (this.stopped) return;
+  /** Returns { changed } once the node was programmed, undefined while inputs are missing. */
+  private async reconcile(): Promise<{ changed: number } | undefined> {
+    if (this.stopped) return undefined;
     const cluster = await this.store.get<Resource<ClusterNetworkSpec, ClusterNetworkStatus>>(Kinds.ClusterNetwork, 'local');
     const node = await this.store.get<Resource<NodeSpec>>(Kinds.Node, this.opts.nodeName);
     const externalCIDR = cluster?.status?.externalCIDR;
-    if (!cluster || !node || !externalCIDR) return;
-    if (node.spec.internalIP === cluster.spec.gatewayNodeIP) return; // the gateway programs its own node
+    if (!cluster || !node || !externalCIDR) return undefined;
+    if (node.spec.internalIP === cluster.spec.gatewayNodeIP) return { changed: 0 }; // the gateway programs its own node
     const peers = (await this.store.list<Resource<FabricPeerSpec>>(Kinds.FabricPeer)).items.map((f) => f.spec);
     const underlayDev = await deviceWithAddress(node.spec.internalIP);
     const plan = planAgent({ cluster: cluster.spec, externalCIDR, node: { name: this.opts.nodeName, internalIP: node.spec.internalIP, underlayDev }, peers });
     const report = await reconcileKernel(plan, { owned: WEFT_OWNERSHIP });
     for (const line of report.changed) this.opts.log.verbose(`kernel: ${line}`);
     for (const line of report.errors) this.opts.log.error(`kernel: ${line}`);
+    return { changed: report.changed.length };
   }
 }
 

@@ -18,6 +18,7 @@ import { derivePeeringStatus, patchStatus, setCondition } from '../control/statu
 import { planGateway } from './plan.ts';
 import { WEFT_OWNERSHIP } from '../fabric/ownership.ts';
 import type { Logger } from '../log.ts';
+import type { WeftMetrics } from '../observe/metrics.ts';
 
 const run = promisify(execFile);
 /** A peering whose tunnel never completed a handshake for this long is reported as failing. */
@@ -33,6 +34,7 @@ export interface GatewayOptions {
   underlayDev: string;
   resyncMs?: number;
   probeMs?: number;
+  metrics?: WeftMetrics;
 }
 
 interface Tunnel {
@@ -44,6 +46,7 @@ interface Tunnel {
   configuredEndpoint: string | null;
   /** Consecutive failed probes since the last answered one. */
   probeFailures: number;
+  lastLatencyMs: number | undefined;
 }
 
 type WireguardPlan = ReturnType<typeof planGateway>['wireguard'][number];
@@ -59,6 +62,8 @@ export class Gateway {
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  /** Set after the first reconcile that programmed the gateway (readiness). */
+  reconciledOnce = false;
 
   constructor(store: Store, opts: GatewayOptions) {
     this.store = store;
@@ -94,7 +99,8 @@ export class Gateway {
       do {
         this.again = false;
         try {
-          await this.reconcile();
+          const done = await (this.opts.metrics ? this.opts.metrics.timeReconcile('gateway', () => this.reconcile()) : this.reconcile());
+          if (done) this.reconciledOnce = true;
         } catch (err) {
           this.opts.log.error(`reconcile: ${(err as Error).stack ?? err}`);
         }
@@ -104,11 +110,12 @@ export class Gateway {
     return this.running;
   }
 
-  private async reconcile(): Promise<void> {
-    if (this.stopped) return;
+  /** Returns { changed } once the gateway was programmed, undefined while inputs are missing. */
+  private async reconcile(): Promise<{ changed: number } | undefined> {
+    if (this.stopped) return undefined;
     const cluster = await this.store.get<Resource<ClusterNetworkSpec, ClusterNetworkStatus>>(Kinds.ClusterNetwork, 'local');
     const externalCIDR = cluster?.status?.externalCIDR;
-    if (!cluster || !externalCIDR) return;
+    if (!cluster || !externalCIDR) return undefined;
     if (cluster.status?.gatewayPublicKey !== this.publicKey) {
       await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({ ...s, gatewayPublicKey: this.publicKey }));
     }
@@ -127,7 +134,7 @@ export class Gateway {
       if (!t) {
         const device = new Device(w.interfaceName, { log: this.opts.log, mtu: w.mtu });
         const server = await UapiServer.listen(w.interfaceName, device);
-        t = { device, server, spec, createdAt: Date.now(), configuredEndpoint: null, probeFailures: 0 };
+        t = { device, server, spec, createdAt: Date.now(), configuredEndpoint: null, probeFailures: 0, lastLatencyMs: undefined };
         this.tunnels.set(w.interfaceName, t);
         device.onGone((why) => {
           this.opts.log.error(`tunnel ${w.interfaceName} gone (${why}); recreating`);
@@ -147,6 +154,31 @@ export class Gateway {
     const report = await reconcileKernel(plan.kernel, { owned: WEFT_OWNERSHIP });
     for (const line of report.changed) this.opts.log.verbose(`kernel: ${line}`);
     for (const line of report.errors) this.opts.log.error(`kernel: ${line}`);
+    return { changed: report.changed.length };
+  }
+
+  /** Fill the per-peering gauges from the tunnels (called at scrape time). */
+  exportMetrics(m: WeftMetrics): void {
+    m.peeringUp.reset();
+    m.peeringLatency.reset();
+    m.tunnelBytes.reset();
+    m.tunnelHandshakeAge.reset();
+    m.tunnelDrops.reset();
+    for (const t of this.tunnels.values()) {
+      const peering = peeringNameOf(t.spec);
+      const labels = { peering, remote: t.spec.remoteClusterId };
+      m.peeringUp.set(labels, t.probeFailures === 0 && t.lastLatencyMs !== undefined ? 1 : 0);
+      if (t.lastLatencyMs !== undefined) m.peeringLatency.set(labels, t.lastLatencyMs / 1000);
+      const peer = t.device.snapshot().peers[0];
+      if (peer) {
+        m.tunnelBytes.set({ peering, direction: 'tx' }, Number(peer.txBytes));
+        m.tunnelBytes.set({ peering, direction: 'rx' }, Number(peer.rxBytes));
+        if (peer.lastHandshakeTimeSec > 0n) m.tunnelHandshakeAge.set({ peering }, Date.now() / 1000 - Number(peer.lastHandshakeTimeSec));
+      }
+      for (const [name, value] of Object.entries(t.device.stats())) {
+        if (name.startsWith('drop_') || name.startsWith('handshake_drop_')) m.tunnelDrops.set({ peering, reason: name.replace(/^(handshake_)?drop_/, '$1') }, Number(value));
+      }
+    }
   }
 
   /** Bring a device to the planned configuration, touching only what differs (no session reset). */
@@ -203,6 +235,7 @@ export class Gateway {
     const peer = t.device.snapshot().peers[0];
     const handshakeSec = peer ? Number(peer.lastHandshakeTimeSec) : 0;
     t.probeFailures = latencyMs === undefined ? t.probeFailures + 1 : 0;
+    t.lastLatencyMs = latencyMs;
     // One lost probe on a busy machine is not an outage: keep the verdict until several in a row fail.
     const holdVerdict = latencyMs === undefined && t.probeFailures < PROBE_FAILURES_TO_DOWN;
     const waited = Date.now() - t.createdAt;

@@ -71,7 +71,8 @@ export function startProcess(ctx: { stateDir: string; topology: LabTopology }, c
   let args: string[];
   if (role === 'controller') {
     ns = c.gateway.namespace;
-    args = ['controller', '--store', store, '--interface-prefix', wireguardInterfaceName(ctx.topology.id, c.name, '')];
+    // The controller shares the gateway's namespace: its metrics go on 9091, the gateway's on 9090.
+    args = ['controller', '--store', store, '--interface-prefix', wireguardInterfaceName(ctx.topology.id, c.name, ''), '--metrics-port', '9091'];
   } else if (role === 'gateway') {
     ns = c.gateway.namespace;
     args = ['gateway', '--store', store, '--key', path.join(clusterDir(ctx.stateDir, cluster), 'gateway.key')];

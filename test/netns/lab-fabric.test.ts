@@ -84,6 +84,27 @@ describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
     }
   });
 
+  test('observability: /readyz on every process, and the gateway’s /metrics show each peering up with its traffic', async () => {
+    const get = async (ns: string, port: number, p: string) => {
+      const r = await inNs(ns, [nodeBin, '-e', `fetch('http://127.0.0.1:${port}${p}').then(async (r) => { console.log(r.status); console.log(await r.text()); })`]);
+      const [code, ...body] = r.stdout.split('\n');
+      return { code: Number(code), body: body.join('\n') };
+    };
+    const a = cluster('a');
+    for (const [ns, port] of [[a.gateway.namespace, 9090], [a.gateway.namespace, 9091], [a.nodes[0]!.namespace, 9090]] as const) {
+      const r = await get(ns, port, '/readyz');
+      assert.equal(r.code, 200, `${ns}:${port} ready: ${r.body}`);
+      assert.equal((await get(ns, port, '/healthz')).code, 200);
+    }
+    const m = (await get(a.gateway.namespace, 9090, '/metrics')).body;
+    for (const remote of ['b', 'c']) {
+      assert.match(m, new RegExp(`weft_peering_connected\\{[^}]*peering="${remote}"[^}]*\\} 1`), `peering ${remote} up in metrics`);
+      assert.match(m, new RegExp(`weft_tunnel_bytes\\{[^}]*peering="${remote}"[^}]*direction="rx"[^}]*\\} [1-9]`));
+    }
+    assert.match(m, /weft_reconciles_total\{[^}]*piece="gateway"[^}]*result="ok"[^}]*\} [1-9]/);
+    assert.match((await get(a.nodes[0]!.namespace, 9090, '/metrics')).body, /weft_reconcile_seconds_count\{[^}]*piece="agent"/);
+  });
+
   test('IPAM: each remote is remapped away from local ranges and from every other remote', async () => {
     const { overlaps, parseCidr } = await import('../../src/ipam/index.ts');
     for (const c of st.clusters) {

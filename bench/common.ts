@@ -1,0 +1,244 @@
+// What the fabric and route benchmarks share: running commands (every child tracked, so an
+// interrupt can end exactly the processes this script started), statistics, the machine
+// description, a text table and the JSON result file. No test-harness import: its SIGINT handler
+// would exit the process before a benchmark's own cleanup (lab down, namespace delete) ran.
+import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const nodeBin = path.join(repoRoot, 'node_modules/.bin/node');
+export const weftBin = path.join(repoRoot, 'bin/weft');
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Wall-clock milliseconds with sub-millisecond resolution (comparable with `ping -D` stamps). */
+export function wallMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function errMsg(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
+}
+
+// ---- interrupts and children -------------------------------------------------------------------
+
+export class Interrupted extends Error {
+  constructor(signal: string) {
+    super(`interrupted by ${signal}`);
+    this.name = 'Interrupted';
+  }
+}
+
+const children = new Set<ChildProcess>();
+let interruptedBy: string | undefined;
+
+/** Throws once SIGINT/SIGTERM/SIGHUP arrived; long loops call it on every turn. */
+export function checkInterrupt(): void {
+  if (interruptedBy) throw new Interrupted(interruptedBy);
+}
+
+export function interrupted(): boolean {
+  return interruptedBy !== undefined;
+}
+
+/**
+ * On a signal: remember it, end the children this process started (by pid), and let the main flow
+ * reach its `finally` (cleanup). A second signal while cleaning up is only reported.
+ */
+export function installInterruptHandler(): void {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (interruptedBy) {
+        process.stderr.write(`${sig}: still cleaning up, please wait\n`);
+        return;
+      }
+      interruptedBy = sig;
+      process.stderr.write(`${sig}: stopping, then cleaning up\n`);
+      for (const c of children) stopChild(c);
+    });
+  }
+}
+
+export function stopChild(c: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): void {
+  if (c.exitCode === null && c.signalCode === null && c.pid) {
+    try {
+      process.kill(c.pid, sig);
+    } catch {}
+  }
+}
+
+/** Wait for a child to exit, ending it (TERM, then KILL after 2 s) first. */
+export async function endChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise<void>((r) => c.once('exit', () => r()));
+  stopChild(c);
+  const t = setTimeout(() => stopChild(c, 'SIGKILL'), 2000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Start a tracked long-running child. */
+export function start(cmd: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess {
+  const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  children.add(c);
+  c.once('exit', () => children.delete(c));
+  c.on('error', () => {});
+  return c;
+}
+
+/** Run a command to completion (tracked, bounded by timeoutMs); throws on failure unless allowFail. */
+export function run(cmd: string, args: readonly string[], opts: { allowFail?: boolean; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : 1) : 0;
+      if (code !== 0 && !opts.allowFail) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${(stderr || stdout || (err as Error).message).trim()}`));
+      else resolve({ stdout: String(stdout), stderr: String(stderr), code });
+    });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** `ip netns exec NS …`. */
+export function inNs(ns: string, args: readonly string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
+  return run('ip', ['netns', 'exec', ns, ...args], opts);
+}
+
+/** Call `fn` on each line a child writes to stdout. */
+export function onLines(c: ChildProcess, fn: (line: string) => void): void {
+  let buf = '';
+  c.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      fn(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+}
+
+// ---- statistics ------------------------------------------------------------------------------
+
+export function percentile(values: readonly number[], p: number): number {
+  if (!values.length) return NaN;
+  const s = [...values].sort((x, y) => x - y);
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[i]!;
+}
+
+export function median(values: readonly number[]): number {
+  if (!values.length) return NaN;
+  const s = [...values].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export interface Summary {
+  n: number;
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function summary(values: readonly number[]): Summary {
+  return { n: values.length, median: median(values), min: values.length ? Math.min(...values) : NaN, max: values.length ? Math.max(...values) : NaN };
+}
+
+// ---- ping ------------------------------------------------------------------------------------
+
+export interface PingStats {
+  sent: number;
+  received: number;
+  rttsMs: number[];
+}
+
+export function parsePing(out: string): PingStats {
+  const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
+  return { sent: m ? Number(m[1]) : 0, received: m ? Number(m[2]) : 0, rttsMs: [...out.matchAll(/bytes from .*time=([\d.]+) ms/g)].map((x) => Number(x[1])) };
+}
+
+/** A `ping -D` reply line: its wall-clock stamp (ms) and RTT (ms); null for anything else. */
+export function parseReplyLine(line: string): { atMs: number; rttMs: number } | null {
+  const m = /^\[(\d+\.\d+)\] \d+ bytes from .*time=([\d.]+) ms/.exec(line);
+  return m ? { atMs: Number(m[1]) * 1000, rttMs: Number(m[2]) } : null;
+}
+
+// ---- /proc -----------------------------------------------------------------------------------
+
+const clockTicks = 100;
+
+function statFields(text: string): string[] {
+  return text.slice(text.lastIndexOf(')') + 2).split(' ');
+}
+
+/** utime+stime (seconds) of a process and all its descendants now alive. */
+export function treeCpuSeconds(pid: number): number {
+  const parent = new Map<number, number>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      parent.set(Number(d), Number(statFields(fs.readFileSync(`/proc/${d}/stat`, 'utf8'))[1]));
+    } catch {}
+  }
+  const tree = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [p, pp] of parent) if (!tree.has(p) && tree.has(pp)) (tree.add(p), (grew = true));
+  }
+  let s = 0;
+  for (const p of tree) {
+    try {
+      const f = statFields(fs.readFileSync(`/proc/${p}/stat`, 'utf8'));
+      s += (Number(f[11]) + Number(f[12])) / clockTicks;
+    } catch {}
+  }
+  return s;
+}
+
+// ---- machine, table, results -----------------------------------------------------------------
+
+export async function machineInfo(): Promise<Record<string, unknown>> {
+  const cpuModel = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown';
+  const nproc = Number((await run('nproc', [])).stdout.trim());
+  const first = async (cmd: string, args: string[]) => (await run(cmd, args, { allowFail: true }).catch(() => ({ stdout: '', stderr: '' }))).stdout.split('\n')[0]?.trim() || undefined;
+  return {
+    nproc,
+    kernel: os.release(),
+    cpuModel,
+    memTotalKiB: Number(/MemTotal:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0),
+    loadAvg: os.loadavg(),
+    node: process.version,
+    iproute2: await first('ip', ['-V']),
+    iperf3: await first('iperf3', ['--version']),
+    ping: await first('ping', ['-V']),
+  };
+}
+
+/** A text table; the first row is the header. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join(' │ ').trimEnd();
+  return [line(rows[0]!), widths.map((w) => '─'.repeat(w)).join('─┼─'), ...rows.slice(1).map(line)].join('\n');
+}
+
+export function writeResult(outDir: string, name: string, started: Date, body: Record<string, unknown>): string {
+  fs.mkdirSync(outDir, { recursive: true });
+  const file = path.join(outDir, `${name}-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, JSON.stringify({ benchmark: name, date: started.toISOString(), ...body }, null, 2) + '\n');
+  return file;
+}
+
+export const ms = (x: number) => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : '—');
+export const secs = (x: number, digits = 2) => (Number.isFinite(x) ? `${x.toFixed(digits)} s` : '—');
