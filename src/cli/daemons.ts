@@ -39,7 +39,7 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
     case 'controller': {
       const c = new PeeringController(store, { log, metrics, ...(values['interface-prefix'] ? { interfacePrefix: values['interface-prefix'] } : {}) });
       c.start();
-      stop = async () => c.stop();
+      stop = () => c.stop();
       readiness = { ready: () => c.reconciledOnce, detail: () => (c.reconciledOnce ? 'reconciled' : 'waiting for the first reconcile') };
       break;
     }

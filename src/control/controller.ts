@@ -19,6 +19,7 @@ import {
 } from './resources.ts';
 import { derivePeeringStatus, patchStatus, setCondition } from './status.ts';
 import { validatePeeringSpec } from './validate.ts';
+import { ReconcileLoop } from './reconcile-loop.ts';
 
 export const FINALIZER = 'weft.io/fabric';
 /**
@@ -45,14 +46,17 @@ export class PeeringController {
   private readonly opts: ControllerOptions;
   private informer: Informer | null = null;
   private resync: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-  private again = false;
-  /** Set after the first reconcile that completed without error (readiness). */
-  reconciledOnce = false;
+  private readonly loop: ReconcileLoop;
 
   constructor(store: Store, opts: ControllerOptions) {
     this.store = store;
     this.opts = opts;
+    this.loop = new ReconcileLoop('controller', async () => ((await this.reconcile()) ? { changed: 0 } : undefined), opts);
+  }
+
+  /** Readiness: one reconcile completed with the cluster described. */
+  get reconciledOnce(): boolean {
+    return this.loop.reconciledOnce;
   }
 
   start(): void {
@@ -62,35 +66,20 @@ export class PeeringController {
     this.resync = setInterval(() => this.trigger(), this.opts.resyncMs ?? 5000);
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.informer?.stop();
     if (this.resync) clearInterval(this.resync);
+    await this.loop.stop();
   }
 
-  /** Run reconcile, never two at once; a trigger during a run schedules one more run. */
   trigger(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          await (this.opts.metrics ? this.opts.metrics.timeReconcile('controller', () => this.reconcile()) : this.reconcile());
-          this.reconciledOnce = true;
-        } catch (err) {
-          this.opts.log.error(`reconcile: ${(err as Error).stack ?? err}`);
-        }
-      } while (this.again);
-      this.running = null;
-    })();
-    return this.running;
+    return this.loop.trigger();
   }
 
-  async reconcile(): Promise<void> {
+  /** One pass over every peering; false when the cluster is not described yet. */
+  async reconcile(): Promise<boolean> {
     const cluster = await this.store.get<ClusterNetwork>(Kinds.ClusterNetwork, 'local');
-    if (!cluster) return;
+    if (!cluster) return false;
     const ipamState = await this.store.get<Resource<IpamStateSpec>>(Kinds.IpamState, 'local');
     let ipam: Ipam;
     try {
@@ -101,7 +90,7 @@ export class PeeringController {
         ...s,
         conditions: setCondition(s?.conditions, { type: 'Ready', status: 'False', reason: (err as IpamError).reason ?? 'InvalidConfig', message: (err as Error).message }),
       }));
-      return;
+      return false;
     }
     const externalCIDR = ipam.externalCIDR();
     await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({
@@ -194,6 +183,7 @@ export class PeeringController {
     if (JSON.stringify(snapshot) !== JSON.stringify(ipamState?.spec.snapshot)) {
       await this.store.apply({ kind: Kinds.IpamState, apiVersion: API_VERSION, metadata: { name: 'local' }, spec: { snapshot } });
     }
+    return true;
   }
 
   private async teardown(name: string, fp: FabricPeer | undefined, ipam: Ipam): Promise<void> {

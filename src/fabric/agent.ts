@@ -9,6 +9,7 @@ import { inform, type Informer } from '../store/informer.ts';
 import type { Resource, Store } from '../store/types.ts';
 import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec } from '../control/resources.ts';
 import { planAgent } from './plan.ts';
+import { ReconcileLoop } from '../control/reconcile-loop.ts';
 import { WEFT_OWNERSHIP } from './ownership.ts';
 import type { Logger } from '../log.ts';
 import type { WeftMetrics } from '../observe/metrics.ts';
@@ -27,15 +28,18 @@ export class NodeAgent {
   private readonly opts: AgentOptions;
   private informer: Informer | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-  private again = false;
   private stopped = false;
-  /** Set after the first reconcile that programmed the node (readiness). */
-  reconciledOnce = false;
+  private readonly loop: ReconcileLoop;
 
   constructor(store: Store, opts: AgentOptions) {
     this.store = store;
     this.opts = opts;
+    this.loop = new ReconcileLoop('agent', () => this.reconcile(), opts);
+  }
+
+  /** Readiness: the node was programmed at least once. */
+  get reconciledOnce(): boolean {
+    return this.loop.reconciledOnce;
   }
 
   start(): void {
@@ -49,27 +53,11 @@ export class NodeAgent {
     this.stopped = true;
     this.informer?.stop();
     if (this.timer) clearInterval(this.timer);
-    await this.running;
+    await this.loop.stop();
   }
 
   trigger(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          const changed = await (this.opts.metrics ? this.opts.metrics.timeReconcile('agent', () => this.reconcile()) : this.reconcile());
-          if (changed) this.reconciledOnce = true;
-        } catch (err) {
-          this.opts.log.error(`reconcile: ${(err as Error).stack ?? err}`);
-        }
-      } while (this.again && !this.stopped);
-      this.running = null;
-    })();
-    return this.running;
+    return this.loop.trigger();
   }
 
   /** Returns { changed } once the node was programmed, undefined while inputs are missing. */

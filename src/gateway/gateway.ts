@@ -16,6 +16,7 @@ import type { Resource, Store } from '../store/types.ts';
 import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec, type PeeringStatus, type PodSpec } from '../control/resources.ts';
 import { derivePeeringStatus, patchStatus, setCondition } from '../control/status.ts';
 import { planGateway } from './plan.ts';
+import { ReconcileLoop } from '../control/reconcile-loop.ts';
 import { WEFT_OWNERSHIP } from '../fabric/ownership.ts';
 import type { Logger } from '../log.ts';
 import type { WeftMetrics } from '../observe/metrics.ts';
@@ -59,17 +60,20 @@ export class Gateway {
   private readonly tunnels = new Map<string, Tunnel>();
   private informer: Informer | null = null;
   private timers: NodeJS.Timeout[] = [];
-  private running: Promise<void> | null = null;
-  private again = false;
   private stopped = false;
-  /** Set after the first reconcile that programmed the gateway (readiness). */
-  reconciledOnce = false;
+  private readonly loop: ReconcileLoop;
 
   constructor(store: Store, opts: GatewayOptions) {
     this.store = store;
     this.opts = opts;
+    this.loop = new ReconcileLoop('gateway', () => this.reconcile(), opts);
     this.privateKey = loadOrCreateKey(opts.keyFile);
     this.publicKey = toBase64(publicKeyOf(this.privateKey));
+  }
+
+  /** Readiness: the gateway was programmed at least once. */
+  get reconciledOnce(): boolean {
+    return this.loop.reconciledOnce;
   }
 
   async start(): Promise<void> {
@@ -86,28 +90,12 @@ export class Gateway {
     this.stopped = true;
     this.informer?.stop();
     for (const t of this.timers) clearInterval(t);
-    await this.running;
+    await this.loop.stop();
     for (const [name, t] of this.tunnels) await this.closeTunnel(name, t);
   }
 
   trigger(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          const done = await (this.opts.metrics ? this.opts.metrics.timeReconcile('gateway', () => this.reconcile()) : this.reconcile());
-          if (done) this.reconciledOnce = true;
-        } catch (err) {
-          this.opts.log.error(`reconcile: ${(err as Error).stack ?? err}`);
-        }
-      } while (this.again && !this.stopped);
-      this.running = null;
-    })();
-    return this.running;
+    return this.loop.trigger();
   }
 
   /** Returns { changed } once the gateway was programmed, undefined while inputs are missing. */

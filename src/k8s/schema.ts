@@ -306,6 +306,11 @@ export function prune(schema: JSONSchemaProps, value: unknown, path = '', droppe
   if (schema.type !== 'object' && !schema['x-kubernetes-preserve-unknown-fields'] && !schema.properties) return value;
   const out: Record<string, unknown> = {};
   for (const [name, v] of Object.entries(value)) {
+    // The object's own metadata is ObjectMeta, owned by the server: never pruned by the CRD schema.
+    if (path === '' && name === 'metadata') {
+      out[name] = structuredClone(v);
+      continue;
+    }
     const sub = schema.properties?.[name] ?? (isObject(schema.additionalProperties) ? schema.additionalProperties : undefined);
     if (sub) {
       if (v === null && !sub.nullable) {

@@ -13,6 +13,9 @@ import {
 } from './constants.ts';
 import { consumeInitiation, consumeResponse, createResponse, type StaticIdentity } from './noise.ts';
 import { RateLimiter } from './ratelimiter.ts';
+
+/** Handshake messages per second beyond which the responder answers with cookies first. */
+export const UNDER_LOAD_RATE_PER_SECOND = 1000;
 import { compareTai64n } from './tai64n.ts';
 import { parseAddress } from './prefix.ts';
 import type { IndexTable } from './index-table.ts';
@@ -59,14 +62,25 @@ export class HandshakeReceiver {
   private readonly rateLimiter = new RateLimiter();
   private readonly host: HandshakeHost;
   private underLoadUntil = -Infinity;
+  private rateWindowStart = -Infinity;
+  private rateCount = 0;
 
   constructor(host: HandshakeHost) {
     this.host = host;
   }
 
-  /** Process one batch; the batch's length is our handshake queue depth for the load decision. */
+  /**
+   * Process one batch. Under load when the batch (our queue depth, as wireguard-go measures it) is
+   * deep, or when the message rate over the last second is beyond what a responder should ever
+   * spend Diffie-Hellman on: the batch depth alone depends on how fast this thread drains it.
+   */
   processBatch(batch: readonly { data: Buffer; address: string; port: number }[], now: number): void {
-    if (batch.length >= UNDER_LOAD_QUEUE_THRESHOLD) this.underLoadUntil = now + UNDER_LOAD_AFTER_MS;
+    if (now - this.rateWindowStart >= 1000) {
+      this.rateWindowStart = now;
+      this.rateCount = 0;
+    }
+    this.rateCount += batch.length;
+    if (batch.length >= UNDER_LOAD_QUEUE_THRESHOLD || this.rateCount > UNDER_LOAD_RATE_PER_SECOND) this.underLoadUntil = now + UNDER_LOAD_AFTER_MS;
     const underLoad = now < this.underLoadUntil;
     for (const msg of batch) {
       try {

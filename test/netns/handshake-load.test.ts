@@ -5,26 +5,11 @@
 // exchange interoperates).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import path from 'node:path';
 import { NetLab, nodeBin, repoRoot, waitFor } from './harness.ts';
 import { socketPath, weftWg, wireguardGo, type WgImpl } from './impl.ts';
 import { WgPair } from './wgpair.ts';
-
-function stats(socket: string): Promise<Record<string, number>> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(socket);
-    let out = '';
-    c.on('data', (d) => {
-      out += d;
-      if (!out.endsWith('\n\n')) return;
-      c.end();
-      resolve(Object.fromEntries(out.trim().split('\n').map((l) => l.split('=')).map(([k, v]) => [k!, Number(v)])));
-    });
-    c.on('error', reject);
-    c.write('stats=1\n\n');
-  });
-}
+import { readStats } from './uapi-client.ts';
 
 for (const initiator of [weftWg, wireguardGo] as WgImpl[]) {
   describe(`handshake flood against weft-wg, real initiator ${initiator.name}`, () => {
@@ -43,16 +28,16 @@ for (const initiator of [weftWg, wireguardGo] as WgImpl[]) {
       flood.stdout!.on('data', (d) => (floodOut += d));
       const floodDone = new Promise((r) => flood.once('exit', r));
       // Let the flood build up before the real peer tries.
-      await waitFor('responder under load', async () => (await stats(socketPath(b.ifname))).handshake_cookie_replies_sent! > 0, 10_000, 100);
+      await waitFor('responder under load', async () => (await readStats(socketPath(b.ifname))).handshake_cookie_replies_sent! > 0n, 10_000, 100);
       // The real initiator needs a cookie round trip and one REKEY_TIMEOUT retry: ~5–10 s.
       await pair.waitPing(a, b.tunnel.v4, 22_000);
-      const s = await stats(socketPath(b.ifname));
+      const s = await readStats(socketPath(b.ifname));
       flood.kill('SIGTERM');
       await floodDone;
       const report = JSON.parse(floodOut.trim().split('\n').pop() || '{}') as { sent: number; cookieReplies: number };
       assert.ok(report.cookieReplies > 0, `the flooder got cookie replies: ${floodOut}`);
-      assert.ok(s.handshake_cookie_replies_sent! > 0);
-      assert.ok(s.handshake_initiations_accepted! >= 1, 'the real initiation was accepted');
+      assert.ok(s.handshake_cookie_replies_sent! > 0n);
+      assert.ok(s.handshake_initiations_accepted! >= 1n, 'the real initiation was accepted');
       // After the flood, the device is still fully responsive.
       await pair.waitPing(a, b.tunnel.v4, 5000);
     });

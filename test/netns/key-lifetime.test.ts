@@ -14,57 +14,19 @@
 import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { NetLab, nodeBin, sleep, waitFor } from './harness.ts';
 import { socketPath, startDevice, weftWg } from './impl.ts';
 import { type Side, WgPair, genKeyPair } from './wgpair.ts';
 import { Capture } from './capture.ts';
+import { errnoOf, readStats, uapi } from './uapi-client.ts';
 
 const HOOKS = { WEFT_WG_TEST_HOOKS: '1' };
 const REKEY_AFTER_MESSAGES = 2n ** 60n;
 const REJECT_AFTER_MESSAGES = 2n ** 64n - 2n ** 13n - 1n;
 
-/** Control-socket operations over one raw connection; resolves with the text of `answers` replies. */
-function uapi(socket: string, request: string, answers = 1): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(socket);
-    let out = '';
-    const timer = setTimeout(() => {
-      c.destroy();
-      reject(new Error(`no reply from ${socket} to ${JSON.stringify(request)}: ${JSON.stringify(out)}`));
-    }, 5000);
-    c.on('data', (d) => {
-      out += d.toString();
-      if (out.endsWith('\n\n') && (out.match(/^errno=/gm) ?? []).length >= answers) {
-        clearTimeout(timer);
-        c.end();
-        resolve(out);
-      }
-    });
-    c.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    c.write(request);
-  });
-}
-
-function errnoOf(reply: string): number {
-  const m = /^errno=(-?\d+)$/m.exec(reply);
-  assert.ok(m, `reply without errno: ${JSON.stringify(reply)}`);
-  return Number(m[1]);
-}
-
-async function stats(s: Side): Promise<Record<string, bigint>> {
-  const reply = await uapi(socketPath(s.ifname), 'stats=1\n\n');
-  const out: Record<string, bigint> = {};
-  for (const line of reply.trim().split('\n')) {
-    const [k, v] = line.split('=');
-    if (k && v !== undefined) out[k] = BigInt(v);
-  }
-  assert.equal(out.errno, 0n, `stats reply: ${reply}`);
-  return out;
+function stats(s: Side): Promise<Record<string, bigint>> {
+  return readStats(socketPath(s.ifname));
 }
 
 const hex = (base64Key: string) => Buffer.from(base64Key, 'base64').toString('hex');

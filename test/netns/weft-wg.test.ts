@@ -5,41 +5,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { NetLab, nodeBin, repoRoot, run, sleep, waitFor } from './harness.ts';
 import { socketPath, startDevice, weftWg } from './impl.ts';
 import { WgPair, genKeyPair } from './wgpair.ts';
+import { readStats } from './uapi-client.ts';
 
 const weftWgBin = path.join(repoRoot, 'bin/weft-wg');
-
-/** One control-socket operation over a raw connection; resolves with the reply text. */
-function uapi(socket: string, request: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(socket);
-    let out = '';
-    c.on('data', (d) => {
-      out += d.toString();
-      if (out.endsWith('\n\n')) {
-        c.end();
-        resolve(out);
-      }
-    });
-    c.on('error', reject);
-    c.write(request);
-  });
-}
-
-async function stats(socket: string): Promise<Record<string, bigint>> {
-  const reply = await uapi(socket, 'stats=1\n\n');
-  const out: Record<string, bigint> = {};
-  for (const line of reply.trim().split('\n')) {
-    const [k, v] = line.split('=');
-    if (k && v !== undefined) out[k] = BigInt(v);
-  }
-  assert.equal(out.errno, 0n, `stats reply: ${reply}`);
-  return out;
-}
 
 function pidsIn(ns: string): Promise<number[]> {
   return run('ip', ['netns', 'pids', ns]).then((r) => r.stdout.split(/\s+/).filter(Boolean).map(Number));
@@ -147,14 +119,14 @@ describe('weft-wg on a live tunnel', () => {
 
   test('stats=1 reports packet-path and handshake counters that move with traffic and garbage', async () => {
     const { a, b } = pair;
-    const before = await stats(socketPath(b.ifname));
+    const before = await readStats(socketPath(b.ifname));
     assert.ok(before.udp_rx_packets! > 0n, 'the tunnel already carried packets');
     await pair.ping(a, b.tunnel.v4, { count: 3, interval: 0.2 });
     // Ten datagrams of sizes no WireGuard message has, from A's namespace to B's port.
     const sender = `const s=require('dgram').createSocket('udp4');let n=0;const go=()=>{if(n++===10)return s.close();s.send(Buffer.alloc(7+n),${b.listenPort},'${b.underlay.v4}',go)};go();`;
     await lab.exec(a.ns, [nodeBin, '-e', sender]);
     const afterStats = await waitFor('counters to move', async () => {
-      const s = await stats(socketPath(b.ifname));
+      const s = await readStats(socketPath(b.ifname));
       return s.drop_malformed! >= before.drop_malformed! + 10n ? s : null;
     }, 5000);
     assert.ok(afterStats!.udp_rx_packets! >= before.udp_rx_packets! + 3n);

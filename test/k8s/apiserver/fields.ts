@@ -1,7 +1,8 @@
 // Field ownership (metadata.managedFields), as server-side apply keeps it. A field path is a list
-// of elements: "f:<name>" for a field of an object, "v:<json>" for a member of a set-like list
-// (metadata.finalizers). Objects are granular (every field is owned on its own); other lists are
-// atomic (owned as a whole), as they are for CRDs that do not say otherwise. The encoding on the
+// of elements: "f:<name>" for a field of an object, "v:<json>" for a member of a set list
+// (metadata.finalizers, x-kubernetes-list-type: set). Objects are granular (every field is owned on
+// its own); other lists are atomic (owned as a whole), as they are for CRDs that do not say
+// otherwise (map lists are atomic here too: a simplification). The encoding on the
 // wire is FieldsV1, the nested-object form the real API server uses.
 import { canonicalJson } from '../../../src/store/objects.ts';
 
@@ -56,9 +57,10 @@ function isObject(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function isSetList(path: Path): boolean {
-  return path.length === 2 && path[0] === 'f:metadata' && path[1] === 'f:finalizers';
-}
+/** Whether the list at a path is a set (members owned one by one) rather than atomic. */
+export type SetLists = (path: Path) => boolean;
+
+const finalizersOnly: SetLists = (path) => path.length === 2 && path[0] === 'f:metadata' && path[1] === 'f:finalizers';
 
 /** ".spec.remoteEndpoint.port", ".metadata.finalizers[=\"x\"]" — how conflicts name fields. */
 export function showPath(p: Path): string {
@@ -68,12 +70,12 @@ export function showPath(p: Path): string {
 // ---------------------------------------------------------------------------------------------
 // Field sets of objects
 
-function collect(value: unknown, path: Path, out: Set<string>): void {
+function collect(value: unknown, path: Path, out: Set<string>, isSet: SetLists): void {
   if (isObject(value)) {
     const keys = Object.keys(value).filter((k) => value[k] !== undefined);
     if (keys.length === 0 && path.length > 0) out.add(key(path));
-    for (const k of keys) collect(value[k], [...path, `f:${k}`], out);
-  } else if (Array.isArray(value) && isSetList(path)) {
+    for (const k of keys) collect(value[k], [...path, `f:${k}`], out, isSet);
+  } else if (Array.isArray(value) && value.length > 0 && isSet(path)) {
     for (const item of value) out.add(key([...path, `v:${JSON.stringify(item)}`]));
   } else {
     out.add(key(path));
@@ -85,21 +87,21 @@ function collect(value: unknown, path: Path, out: Set<string>): void {
  * top-level field but apiVersion, kind, metadata (and status when it is a subresource), plus the
  * labels, annotations, finalizers and ownerReferences of metadata; for "status", status alone.
  */
-export function fieldSet(obj: Obj | undefined, subresource: string | undefined, statusSubresource: boolean): Set<string> {
+export function fieldSet(obj: Obj | undefined, subresource: string | undefined, statusSubresource: boolean, isSet: SetLists = finalizersOnly): Set<string> {
   const out = new Set<string>();
   if (!obj) return out;
   if (subresource === 'status') {
-    if (obj.status !== undefined) collect(obj.status, ['f:status'], out);
+    if (obj.status !== undefined) collect(obj.status, ['f:status'], out, isSet);
     return out;
   }
   for (const [k, v] of Object.entries(obj)) {
     if (v === undefined || k === 'apiVersion' || k === 'kind' || k === 'metadata') continue;
     if (k === 'status' && statusSubresource) continue;
-    collect(v, [`f:${k}`], out);
+    collect(v, [`f:${k}`], out, isSet);
   }
   const meta = isObject(obj.metadata) ? obj.metadata : {};
   for (const k of ['labels', 'annotations', 'finalizers', 'ownerReferences']) {
-    if (meta[k] !== undefined) collect(meta[k], ['f:metadata', `f:${k}`], out);
+    if (meta[k] !== undefined) collect(meta[k], ['f:metadata', `f:${k}`], out, isSet);
   }
   return out;
 }
@@ -267,6 +269,7 @@ export interface ApplyArgs {
   statusSubresource: boolean;
   apiVersion: string;
   now: string;
+  isSet?: SetLists;
 }
 
 /**
@@ -278,7 +281,7 @@ export interface ApplyArgs {
 export function serverSideApply(a: ApplyArgs): Obj {
   const owners = readOwners(a.live);
   const base: Obj = a.live ? structuredClone(a.live) : { apiVersion: a.config.apiVersion, kind: a.config.kind, metadata: {} };
-  const applied = fieldSet(a.config, a.subresource, a.statusSubresource);
+  const applied = fieldSet(a.config, a.subresource, a.statusSubresource, a.isSet);
   const me = ownerFor(owners, a.manager, 'Apply', a.subresource, a.apiVersion, a.now);
   const before = new Set(me.fields);
 
@@ -324,10 +327,19 @@ export function serverSideApply(a: ApplyArgs): Obj {
  * A non-apply write (create, update, patch) by `manager`: it becomes the owner of every field it
  * changed, which no other manager keeps; fields that disappeared belong to nobody.
  */
-export function trackUpdate(old: Obj | undefined, next: Obj, manager: string, subresource: string | undefined, statusSubresource: boolean, apiVersion: string, now: string): void {
+export function trackUpdate(
+  old: Obj | undefined,
+  next: Obj,
+  manager: string,
+  subresource: string | undefined,
+  statusSubresource: boolean,
+  apiVersion: string,
+  now: string,
+  isSet: SetLists = finalizersOnly,
+): void {
   const owners = readOwners(old);
-  const before = fieldSet(old, subresource, statusSubresource);
-  const after = fieldSet(next, subresource, statusSubresource);
+  const before = fieldSet(old, subresource, statusSubresource, isSet);
+  const after = fieldSet(next, subresource, statusSubresource, isSet);
   const changed: Path[] = [];
   for (const k of new Set([...before, ...after])) {
     const p = unkey(k);
@@ -346,6 +358,11 @@ export function trackUpdate(old: Obj | undefined, next: Obj, manager: string, su
     me.apiVersion = apiVersion;
   }
   writeOwners(next, owners);
+}
+
+/** Drops ownership of fields the object no longer has. */
+export function dropMissingOwnership(obj: Obj): void {
+  if (obj.metadata && typeof obj.metadata === 'object') writeOwners(obj, readOwners(obj));
 }
 
 /** Two objects that differ only in managedFields timestamps are the same write. */

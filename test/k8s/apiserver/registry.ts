@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
+import type { CelTwin } from '../../../src/k8s/schema.ts';
 import { checkStructural, type Cause, type Schema } from './schema.ts';
 
 export interface ResourceType {
@@ -27,6 +28,8 @@ export interface ResourceType {
   crd: boolean;
   /** openAPIV3Schema of the whole object (custom resources). */
   schema?: Schema;
+  /** JavaScript twins of the schema's CEL rules (x-kubernetes-validations), by rule text. */
+  cel?: Readonly<Record<string, CelTwin>>;
   /** Decoding checks of built-in types (a 400 with this message when it fails). */
   decode?(obj: Record<string, unknown>): string | null;
   /** Validation of built-in types beyond metadata (422 causes). */
@@ -134,7 +137,7 @@ export interface CustomResourceDefinition {
 }
 
 /** The resource types a CRD defines (one per served version), after the checks the API server makes. */
-export function typesFromCrd(crd: CustomResourceDefinition): ResourceType[] {
+export function typesFromCrd(crd: CustomResourceDefinition, cel?: Readonly<Record<string, CelTwin>>): ResourceType[] {
   const what = `CustomResourceDefinition ${JSON.stringify(crd?.metadata?.name)}`;
   if (crd?.kind !== 'CustomResourceDefinition' || crd.apiVersion !== 'apiextensions.k8s.io/v1') throw new Error(`${what}: not an apiextensions.k8s.io/v1 CustomResourceDefinition`);
   const { group, names, scope, versions } = crd.spec;
@@ -163,6 +166,7 @@ export function typesFromCrd(crd: CustomResourceDefinition): ResourceType[] {
       statusOnCreate: v.subresources?.status === undefined,
       crd: true,
       schema,
+      ...(cel ? { cel } : {}),
     });
   }
   return out;

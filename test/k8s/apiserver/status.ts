@@ -54,6 +54,7 @@ export const errors = {
     });
   },
   badRequest: (message: string) => new ApiError(400, 'BadRequest', message),
+  invalidPatch: (message: string) => new ApiError(422, 'Invalid', message),
   gone: (message: string) => new ApiError(410, 'Expired', message),
   methodNotAllowed: (message: string) => new ApiError(405, 'MethodNotAllowed', message),
   unsupportedMediaType: (type: string) =>
