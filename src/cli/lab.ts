@@ -7,7 +7,7 @@ import { LabError, LabInterrupted, type PodNetworkStyle } from '../lab/topology.
 import { peer, registerFabric, unpeer, waitConnected } from '../lab/fabric.ts';
 
 export const LAB_USAGE = `Usage:
-  weft lab up [--clusters N] [--nodes M] [--pods K] [--pod-cidr CIDR] [--service-cidr CIDR]
+  weft lab up [--clusters N] [--nodes M] [--pods-per-node K] [--pod-cidr CIDR] [--service-cidr CIDR]
               [--styles bridge,routed] [--wan-mtu N] [--underlay-mtu N] [--id ID]
               [--concurrency N] [--keep-on-failure] [--full-mesh] [--no-fabric] [--state-dir DIR]
       build N clusters (a, b, …) of M nodes with K pods each, a gateway per cluster and a WAN,
@@ -96,6 +96,7 @@ async function cmdUp(args: string[], hooks: LabHooks[]): Promise<number> {
       clusters: { type: 'string' },
       nodes: { type: 'string' },
       pods: { type: 'string' },
+      'pods-per-node': { type: 'string' },
       'pod-cidr': { type: 'string' },
       'service-cidr': { type: 'string' },
       styles: { type: 'string' },
@@ -118,7 +119,7 @@ async function cmdUp(args: string[], hooks: LabHooks[]): Promise<number> {
     id: values.id,
     clusters: int(values.clusters, '--clusters'),
     nodesPerCluster: int(values.nodes, '--nodes'),
-    podsPerNode: int(values.pods, '--pods'),
+    podsPerNode: int(values['pods-per-node'] ?? values.pods, '--pods-per-node'),
     podCIDR: values['pod-cidr'],
     serviceCIDR: values['service-cidr'],
     styles: values.styles?.split(',').map((s) => s.trim()) as PodNetworkStyle[] | undefined,

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import * as k8s from '@kubernetes/client-node';
 import { CRDS } from '../../src/k8s/crds.ts';
 import { renderCrds } from '../../src/k8s/render-crds.ts';
 
@@ -98,6 +99,65 @@ describe('deploy/ manifests parse and are valid objects for Kubernetes 1.30', ()
       for (const [lk, lv] of Object.entries({ ...obj.metadata.labels })) {
         assert.ok(String(lv).length <= 63 && /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]?$/.test(String(lv)), `${file}: label ${lk}=${lv}`);
       }
+    }
+  });
+
+  it('every field is one the Kubernetes API defines, with the right JSON type (a typo would be dropped silently)', () => {
+    // The models of @kubernetes/client-node carry each API type's fields (baseName) and types.
+    type Attr = { baseName: string; type: string };
+    const modelOf = (name: string): Attr[] | undefined => {
+      const m = (k8s as unknown as Record<string, { getAttributeTypeMap?: () => Attr[] }>)[name];
+      return typeof m?.getAttributeTypeMap === 'function' ? m.getAttributeTypeMap() : undefined;
+    };
+    const problems: string[] = [];
+    const check = (value: unknown, type: string, at: string): void => {
+      const kind = Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
+      if (type === 'IntOrString') {
+        if (kind !== 'string' && kind !== 'number') problems.push(`${at}: int or string expected, got ${kind}`);
+        return;
+      }
+      if (type === 'any' || type === 'object') {
+        // JSONSchemaProps.items / additionalProperties are schemas (or a boolean).
+        if (/\.(items|additionalProperties|not)$/.test(at) && kind === 'object' && at.includes('openAPIV3Schema')) check(value, 'V1JSONSchemaProps', at);
+        return;
+      }
+      const array = type.match(/^Array<(.+)>$/);
+      if (array) {
+        if (kind !== 'array') problems.push(`${at}: list expected, got ${kind}`);
+        else (value as unknown[]).forEach((v, i) => check(v, array[1]!, `${at}[${i}]`));
+        return;
+      }
+      const map = type.match(/^\{ \[key: string\]: (.+); \}$/);
+      if (map) {
+        if (kind !== 'object') problems.push(`${at}: map expected, got ${kind}`);
+        else for (const [k, v] of Object.entries(value as object)) check(v, map[1]!, `${at}.${k}`);
+        return;
+      }
+      if (type === 'string' || type === 'Date') {
+        if (kind !== 'string') problems.push(`${at}: string expected, got ${kind} (${String(value)})`);
+        return;
+      }
+      if (type === 'number' || type === 'boolean') {
+        if (kind !== type) problems.push(`${at}: ${type} expected, got ${kind} (${String(value)})`);
+        return;
+      }
+      const attrs = modelOf(type);
+      if (!attrs) return problems.push(`${at}: no model for ${type}`), undefined;
+      if (kind !== 'object') return problems.push(`${at}: object expected, got ${kind}`), undefined;
+      for (const [k, v] of Object.entries(value as object)) {
+        const attr = attrs.find((a) => a.baseName === k);
+        if (!attr) problems.push(`${at}.${k}: ${type} has no field ${k}`);
+        else check(v, attr.type, `${at}.${k}`);
+      }
+    };
+    for (const { file, obj } of loaded) check(obj, `V1${obj.kind}`, `${file}:${obj.kind}/${obj.metadata.name}`);
+    assert.deepEqual(problems, []);
+  });
+
+  it('writes no number with a leading zero (YAML 1.1 reads it as octal, YAML 1.2 as decimal)', () => {
+    for (const file of files) {
+      const text = fs.readFileSync(path.join(deploy, file), 'utf8');
+      assert.doesNotMatch(text, /:\s+0[0-9]+\s*(#.*)?$/m, file);
     }
   });
 
