@@ -1,5 +1,6 @@
 // `weft lab up|down|status|exec`: the command-line face of src/lab/lab.ts.
 import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { down, exec, formatStatus, status, up, type LabHooks } from '../lab/lab.ts';
 import { DEFAULT_STATE_DIR } from '../lab/state.ts';
@@ -14,7 +15,8 @@ export const LAB_USAGE = `Usage:
       all in network namespaces wl<id>-…  (defaults: 2 × 2 × 2, pod CIDR 10.0.0.0/16 in every
       cluster, styles alternating bridge/routed), then run a controller and a gateway per cluster
       and an agent per node (--no-fabric: namespaces only); --full-mesh peers every pair
-  weft lab peer A B [--no-wait] [--state-dir DIR]     peer two clusters (waits until Connected)
+  weft lab peer A B [--preshared-key] [--no-wait] [--state-dir DIR]
+      peer two clusters (waits until Connected); --preshared-key adds a WireGuard PSK kept in a Secret
   weft lab unpeer A B [--state-dir DIR]               remove their peering on both sides
   weft lab status [--json] [--state-dir DIR]
   weft lab exec [--state-dir DIR] CLUSTER/NAME -- COMMAND…
@@ -146,7 +148,11 @@ async function cmdDown(args: string[], hooks: LabHooks[]): Promise<number> {
 }
 
 async function cmdPeer(sub: 'peer' | 'unpeer', args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'state-dir': { type: 'string' }, 'no-wait': { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { 'state-dir': { type: 'string' }, 'no-wait': { type: 'boolean' }, 'preshared-key': { type: 'boolean' } },
+  });
   if (positionals.length !== 2) throw new UsageError(`${sub} needs two cluster names, e.g. weft lab ${sub} a b`);
   const [a, b] = positionals as [string, string];
   const stateDir = stateDirOf(values['state-dir']);
@@ -156,7 +162,9 @@ async function cmdPeer(sub: 'peer' | 'unpeer', args: string[]): Promise<number> 
     out(`unpeered ${a} and ${b} in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
     return 0;
   }
-  await peer(stateDir, a, b);
+  // A fresh 32-byte preshared key shared by both tunnel ends, kept in a Secret on each side.
+  const presharedKey = values['preshared-key'] ? randomBytes(32).toString('base64') : undefined;
+  await peer(stateDir, a, b, presharedKey ? { presharedKey } : {});
   if (!values['no-wait']) await waitConnected(stateDir, a, b);
   out(`peered ${a} and ${b}${values['no-wait'] ? '' : ', connected'} in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
   return 0;

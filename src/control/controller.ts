@@ -18,7 +18,7 @@ import {
   type PeeringStatus,
 } from './resources.ts';
 import { derivePeeringStatus, patchStatus, setCondition } from './status.ts';
-import { validatePeeringSpec } from './validate.ts';
+import { checkPresharedKeyRef, validatePeeringSpec } from './validate.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
 
 export const FINALIZER = 'weft.io/fabric';
@@ -60,7 +60,7 @@ export class PeeringController {
   }
 
   start(): void {
-    this.informer = inform(this.store, [Kinds.ClusterNetwork, Kinds.Peering, Kinds.FabricPeer], () => this.trigger(), {
+    this.informer = inform(this.store, [Kinds.ClusterNetwork, Kinds.Peering, Kinds.FabricPeer, Kinds.Secret], () => void this.trigger(), {
       onError: (err) => this.opts.log.error(`watch: ${err.message}`),
     });
     this.resync = setInterval(() => this.trigger(), this.opts.resyncMs ?? 5000);
@@ -126,6 +126,11 @@ export class PeeringController {
         continue;
       }
       remotesTaken.set(p.spec.remoteClusterId, name);
+      const secretProblem = await checkPresharedKeyRef(this.store, p.spec);
+      if (secretProblem) {
+        await this.setValid(name, false, secretProblem.reason, secretProblem.message);
+        continue;
+      }
 
       let podCIDRRemap: string;
       let externalCIDRRemap: string;
@@ -163,6 +168,7 @@ export class PeeringController {
         mark: SLOT_BASE.mark + slot,
         table: SLOT_BASE.table + slot,
         probeTarget: translate(translate(p.spec.remoteGatewayNodeIP, remoteNodeCIDR, p.spec.remoteExternalCIDR), p.spec.remoteExternalCIDR, externalCIDRRemap),
+        ...(p.spec.presharedKeySecretRef ? { presharedKeySecretRef: p.spec.presharedKeySecretRef } : {}),
       };
       if (!existing || JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
         await this.store.apply({ kind: Kinds.FabricPeer, apiVersion: API_VERSION, metadata: { name }, spec });

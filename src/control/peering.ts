@@ -3,7 +3,7 @@
 // Kubernetes stores. Each side announces itself from its ClusterNetwork; each side's controller then
 // allocates the tunnel port for that peering, and the other side is told the port.
 import { isStoreError, type Resource, type Store } from '../store/types.ts';
-import { API_VERSION, Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type PeeringSpec, type PeeringStatus } from './resources.ts';
+import { API_VERSION, DEFAULT_PSK_KEY, Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type PeeringSpec, type PeeringStatus } from './resources.ts';
 
 type ClusterNetwork = Resource<ClusterNetworkSpec, ClusterNetworkStatus>;
 type Peering = Resource<PeeringSpec, PeeringStatus>;
@@ -44,13 +44,27 @@ export async function announcement(c: ClusterHandle, timeoutMs: number): Promise
   };
 }
 
-/** Peer two clusters. Resolves once both sides accepted the peering (not necessarily connected). */
-export async function peerClusters(a: ClusterHandle, b: ClusterHandle, opts: { timeoutMs?: number } = {}): Promise<void> {
+/**
+ * Peer two clusters. Resolves once both sides accepted the peering (not necessarily connected).
+ * With `presharedKey` (base64, as `wg genpsk` prints it), each side gets a Secret holding it and
+ * its Peering references that Secret.
+ */
+export async function peerClusters(a: ClusterHandle, b: ClusterHandle, opts: { timeoutMs?: number; presharedKey?: string } = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   const [annA, annB] = await Promise.all([announcement(a, timeoutMs), announcement(b, timeoutMs)]);
+  const secretName = (remoteId: string) => `weft-psk-${remoteId}`;
+  if (opts.presharedKey) {
+    const data = { [DEFAULT_PSK_KEY]: Buffer.from(opts.presharedKey).toString('base64') };
+    await Promise.all([
+      a.store.apply({ kind: Kinds.Secret, apiVersion: 'v1', metadata: { name: secretName(annB.clusterId) }, spec: { data } }),
+      b.store.apply({ kind: Kinds.Secret, apiVersion: 'v1', metadata: { name: secretName(annA.clusterId) }, spec: { data } }),
+    ]);
+  }
   const write = async (side: ClusterHandle, remote: typeof annA, port: number) => {
     const { remoteEndpointHost, ...rest } = remote.spec;
-    await side.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name: remote.clusterId }, spec: { ...rest, remoteEndpoint: { host: remoteEndpointHost, port } } });
+    const spec: PeeringSpec = { ...rest, remoteEndpoint: { host: remoteEndpointHost, port } };
+    if (opts.presharedKey) spec.presharedKeySecretRef = { name: secretName(remote.clusterId) };
+    await side.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name: remote.clusterId }, spec });
   };
   const existingPort = async (side: ClusterHandle, name: string) => (await side.store.get<Peering>(Kinds.Peering, name))?.spec.remoteEndpoint.port ?? 0;
   // Phase 1: both sides learn about each other (ports kept if this is a re-run).

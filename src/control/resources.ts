@@ -59,6 +59,20 @@ export interface PeeringSpec {
   remotePublicKey: string;
   /** The remote gateway's node IP (in its node network): the end-to-end probe's target. */
   remoteGatewayNodeIP: string;
+  /** Optional WireGuard preshared key for this tunnel, in a Secret both sides hold the same key in. */
+  presharedKeySecretRef?: SecretKeyRef;
+}
+
+/** A key in a Secret of the weft namespace (the Secret's data values are base64). */
+export interface SecretKeyRef {
+  name: string;
+  /** Defaults to "presharedKey". */
+  key?: string;
+}
+
+/** A Secret as the stores hold it (Kubernetes: core/v1 Secret `data`). */
+export interface SecretSpec {
+  data: Record<string, string>;
 }
 
 export type PeeringPhase = 'Connecting' | 'Connected' | 'Error';
@@ -101,6 +115,8 @@ export interface FabricPeerSpec {
   table: number;
   /** Where the gateway's probe goes: the remote gateway's node IP as seen locally (external remap). */
   probeTarget: string;
+  /** The gateway reads the key itself, so the secret never lands in a FabricPeer. */
+  presharedKeySecretRef?: SecretKeyRef;
 }
 
 /** The controller's persistent IPAM decisions (the allocator's snapshot), one object "local". */
@@ -123,7 +139,10 @@ export const Kinds = {
   Peering: 'Peering',
   FabricPeer: 'FabricPeer',
   IpamState: 'IpamState',
+  Secret: 'Secret',
 } as const;
+
+export const DEFAULT_PSK_KEY = 'presharedKey';
 
 /** A resource of ours as the store returns it. */
 export type { Resource } from '../store/types.ts';

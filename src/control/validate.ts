@@ -3,7 +3,8 @@
 import net from 'node:net';
 import { parseCidr } from '../ipam/index.ts';
 import { parseBase64Key } from '../wireguard/keys.ts';
-import type { PeeringSpec } from './resources.ts';
+import { DEFAULT_PSK_KEY, Kinds, type PeeringSpec, type SecretSpec } from './resources.ts';
+import type { Resource, Store } from '../store/types.ts';
 
 export function validatePeeringSpec(spec: Partial<PeeringSpec> | undefined, localPublicKey: string | undefined): string[] {
   const problems: string[] = [];
@@ -38,4 +39,28 @@ export function validatePeeringSpec(spec: Partial<PeeringSpec> | undefined, loca
     problems.push(`remoteGatewayNodeIP ${JSON.stringify(spec.remoteGatewayNodeIP)} is not an IPv4 address`);
   }
   return problems;
+}
+
+/**
+ * Resolve a peering's preshared-key Secret. Returns the problem as { reason, message } when the
+ * Secret or its key is missing or does not hold a 32-byte key, else null.
+ */
+export async function checkPresharedKeyRef(store: Store, spec: PeeringSpec): Promise<{ reason: string; message: string } | null> {
+  const ref = spec.presharedKeySecretRef;
+  if (!ref) return null;
+  const secret = await store.get<Resource<SecretSpec>>(Kinds.Secret, ref.name);
+  if (!secret) return { reason: 'SecretNotFound', message: `presharedKeySecretRef: Secret ${ref.name} does not exist` };
+  const key = ref.key ?? DEFAULT_PSK_KEY;
+  const value = secret.spec?.data?.[key];
+  if (value === undefined) return { reason: 'SecretKeyNotFound', message: `presharedKeySecretRef: Secret ${ref.name} has no key ${key}` };
+  if (!parseBase64Key(Buffer.from(value, 'base64').toString('utf8').trim())) {
+    return { reason: 'InvalidPresharedKey', message: `presharedKeySecretRef: ${ref.name}/${key} is not a base64 WireGuard key (wg genpsk)` };
+  }
+  return null;
+}
+
+/** The preshared key a Secret holds (its data value is base64 of the `wg genpsk` text). */
+export function presharedKeyFrom(secret: SecretSpec | undefined, key: string | undefined): Uint8Array | null {
+  const value = secret?.data?.[key ?? DEFAULT_PSK_KEY];
+  return value === undefined ? null : parseBase64Key(Buffer.from(value, 'base64').toString('utf8').trim());
 }

@@ -13,8 +13,9 @@ import type { PeerSet } from '../wireguard/uapi/types.ts';
 import { reconcile as reconcileKernel } from '../kernel/index.ts';
 import { inform, type Informer } from '../store/informer.ts';
 import type { Resource, Store } from '../store/types.ts';
-import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec, type PeeringStatus, type PodSpec } from '../control/resources.ts';
+import { Kinds, type SecretSpec, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec, type PeeringStatus, type PodSpec } from '../control/resources.ts';
 import { derivePeeringStatus, patchStatus, setCondition } from '../control/status.ts';
+import { presharedKeyFrom } from '../control/validate.ts';
 import { planGateway } from './plan.ts';
 import { ReconcileLoop } from '../control/reconcile-loop.ts';
 import { WEFT_OWNERSHIP } from '../fabric/ownership.ts';
@@ -78,7 +79,7 @@ export class Gateway {
 
   async start(): Promise<void> {
     await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({ ...s, gatewayPublicKey: this.publicKey }));
-    this.informer = inform(this.store, [Kinds.ClusterNetwork, Kinds.Node, Kinds.Pod, Kinds.FabricPeer], () => void this.trigger(), {
+    this.informer = inform(this.store, [Kinds.ClusterNetwork, Kinds.Node, Kinds.Pod, Kinds.FabricPeer, Kinds.Secret], () => void this.trigger(), {
       onError: (err) => this.opts.log.error(`watch: ${err.message}`),
     });
     this.timers.push(setInterval(() => void this.trigger(), this.opts.resyncMs ?? 2000));
@@ -131,7 +132,10 @@ export class Gateway {
         this.opts.log.verbose(`tunnel ${w.interfaceName} for ${spec.remoteClusterId} on port ${w.listenPort}`);
       }
       t.spec = spec;
-      this.configureTunnel(t, w);
+      const ref = spec.presharedKeySecretRef;
+      const psk = ref ? presharedKeyFrom((await this.store.get<Resource<SecretSpec>>(Kinds.Secret, ref.name))?.spec, ref.key) : null;
+      if (ref && !psk) this.opts.log.error(`tunnel ${w.interfaceName}: preshared key ${ref.name} unreadable; keeping the tunnel's current key`);
+      this.configureTunnel(t, w, ref ? psk : new Uint8Array(32));
       await run('ip', ['link', 'set', 'dev', w.interfaceName, 'mtu', String(w.mtu), 'up']);
       // Only now is the tunnel listening: tell the remote (through the peering) where to send.
       const localEndpoint = { host: cluster.spec.gatewayEndpoint.host, port: w.listenPort };
@@ -170,7 +174,8 @@ export class Gateway {
   }
 
   /** Bring a device to the planned configuration, touching only what differs (no session reset). */
-  private configureTunnel(t: Tunnel, w: WireguardPlan): void {
+  /** `presharedKey` null means "leave as is" (its Secret is unreadable right now). */
+  private configureTunnel(t: Tunnel, w: WireguardPlan, presharedKey: Uint8Array | null): void {
     const snap = t.device.snapshot();
     const current = snap.peers.find((p) => toBase64(p.publicKey) === w.peer.publicKey);
     // A changed remote key means a different peer: remove the old one.
@@ -186,8 +191,10 @@ export class Gateway {
     const epKey = ep && ep.port > 0 ? `${ep.host}:${ep.port}` : null;
     if (epKey && (epKey !== t.configuredEndpoint || !current)) peer.endpoint = { address: ep!.host, port: ep!.port };
     if (current?.persistentKeepaliveInterval !== w.peer.persistentKeepalive) peer.persistentKeepaliveInterval = w.peer.persistentKeepalive;
+    if (presharedKey && (!current || Buffer.compare(Buffer.from(current.presharedKey), Buffer.from(presharedKey)) !== 0)) peer.presharedKey = presharedKey;
     const needDevice = !snap.privateKey || toBase64(snap.privateKey) !== toBase64(this.privateKey) || snap.listenPort !== w.listenPort;
-    const needPeer = !current || peer.allowedIps.length > 0 || peer.endpoint !== undefined || peer.persistentKeepaliveInterval !== undefined;
+    const needPeer =
+      !current || peer.allowedIps.length > 0 || peer.endpoint !== undefined || peer.persistentKeepaliveInterval !== undefined || peer.presharedKey !== undefined;
     if (!needDevice && !needPeer && stale.length === 0) return;
     t.device.applySet({
       ...(needDevice ? { privateKey: this.privateKey, listenPort: w.listenPort } : {}),

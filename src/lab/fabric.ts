@@ -112,9 +112,9 @@ async function withClusters<T>(stateDir: string, names: string[], fn: (handles: 
   }
 }
 
-export function peer(stateDir: string, a: string, b: string): Promise<void> {
+export function peer(stateDir: string, a: string, b: string, opts: { presharedKey?: string } = {}): Promise<void> {
   if (a === b) throw new Error('a cluster cannot peer with itself');
-  return withClusters(stateDir, [a, b], ([ha, hb]) => peerClusters(ha!, hb!));
+  return withClusters(stateDir, [a, b], ([ha, hb]) => peerClusters(ha!, hb!, opts));
 }
 
 export function unpeer(stateDir: string, a: string, b: string): Promise<void> {

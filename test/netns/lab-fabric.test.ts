@@ -220,6 +220,7 @@ describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
         ['bad-key', { ...base, remoteClusterId: 'x2', remotePublicKey: 'not-a-key' }, /remotePublicKey/],
         ['duplicate', { ...base }, /already connects to cluster b/],
         ['overlap', { ...base, remoteClusterId: 'x3', remoteExternalCIDR: base.remotePodCIDR }, /overlap/i],
+        ['no-secret', { ...base, remoteClusterId: 'x4', presharedKeySecretRef: { name: 'nope' } }, /Secret nope does not exist/],
       ];
       for (const [name, spec] of cases) await h.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name }, spec });
       for (const [name, , reason] of cases) {
@@ -265,6 +266,23 @@ describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
     } finally {
       await h.store.close();
     }
+  });
+
+  test('a preshared key from a Secret: both tunnel ends hold the same key and traffic flows', async () => {
+    await lab('unpeer', 'a', 'c');
+    const out = await lab('peer', 'a', 'c', '--preshared-key');
+    assert.match(out.stdout, /peered a and c, connected/);
+    const psk = async (local: string, remote: string) => {
+      const gw = cluster(local).gateway.namespace;
+      const ifname = (await run('ip', ['-n', gw, '-o', 'link', 'show'])).stdout.match(new RegExp(`(wl[a-z0-9]+-${local}${remote})[:@]`))![1]!;
+      return (await inNs(gw, ['wg', 'show', ifname, 'preshared-keys'])).stdout.trim().split(/\s+/)[1];
+    };
+    const [ka, kc] = [await psk('a', 'c'), await psk('c', 'a')];
+    assert.ok(ka && ka !== '(none)', `a's tunnel to c has a preshared key: ${ka}`);
+    assert.equal(ka, kc, 'both ends hold the same key');
+    st = await status();
+    const target = seenFrom('a', 'c', cluster('c').pods[1]!.ip);
+    assert.equal((await inNs(cluster('a').pods[0]!.namespace, ['ping', '-c', '1', '-W', '2', target], true)).code, 0);
   });
 
   test('unpeer a b removes every route, rule, nft table and tunnel of that peering on both sides', async () => {

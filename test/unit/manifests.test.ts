@@ -567,7 +567,7 @@ describe('Containerfile', () => {
     const run = lines.filter((l) => l.op === 'RUN').map((l) => l.args).join('\n');
     for (const p of ['iproute2', 'nftables', 'iputils-ping', 'wireguard-tools']) assert.match(run, new RegExp(`\\s${p}(\\s|$)`), p);
     assert.doesNotMatch(run, /\bg\+\+|\bmake\b|python3/, 'no toolchain at run time');
-    for (const l of lines.filter((x) => x.op === 'COPY' && !x.args.includes('--from'))) {
+    for (const l of stages.flatMap((st) => st.lines).filter((x) => x.op === 'COPY' && !x.args.includes('--from'))) {
       for (const src of l.args.split(/\s+/).slice(0, -1)) assert.ok(fs.existsSync(path.join(repo, src)), `COPY ${src}: not in the repository`);
     }
     assert.equal(lines.find((l) => l.op === 'USER')?.args, '1000:1000');

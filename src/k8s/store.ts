@@ -1,0 +1,548 @@
+// The Store on the Kubernetes API (@kubernetes/client-node): weft's kinds are custom resources
+// (src/k8s/kinds.ts), Nodes and Pods are the cluster's own, read-only. The mapping of the Store
+// contract (src/store/types.ts) onto the API:
+//
+//   get / list     GET; NotFound is `undefined` for get. A list without a namespace looks in the
+//                  store's namespace (every namespace for Pods); '' means every namespace.
+//   apply          server-side apply (application/apply-patch+yaml) under the store's field
+//                  manager, force on. Metadata fields left out keep their value: the labels,
+//                  annotations and finalizers this manager owns are sent again as they are (under
+//                  a resourceVersion precondition, retried on conflict), so nothing it set before
+//                  is dropped; fields other managers own are theirs either way. Given ones are
+//                  applied as given: an empty map releases what this manager owned (Kubernetes
+//                  removes them unless another manager owns them too). A resourceVersion in the
+//                  input is a precondition (Conflict).
+//   updateStatus   PUT on /status with the given or the current resourceVersion (retried on
+//                  conflict when none was given): status is replaced, nothing else changes.
+//   delete         DELETE; finalizers make it a deletionTimestamp until they are gone.
+//   watch          HTTP watch with bookmarks from the given resourceVersion ('0': the current
+//                  objects as ADDED first); a stream the server ends is resumed from the last
+//                  version seen; 410 Gone (as an ERROR event or a status) ends it with a 'Gone'
+//                  StoreError, as does a consumer that leaves more than watchBufferLimit events
+//                  unread. Any other failure ends it with that error (the informer backs off and
+//                  re-lists).
+// Errors become StoreErrors: 404 NotFound, 409 Conflict / AlreadyExists, 410 Gone, 400/422
+// Invalid with the server's message as the reason.
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, Watch as KubeWatch, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { compareObjects, parseResourceVersion, sameData, toJsonData, validateApply } from '../store/objects.ts';
+import { StoreError, DEFAULT_HISTORY_LIMIT } from '../store/types.ts';
+import type { ApplyInput, KindOptions, ListOptions, Resource, Store, Watch, WatchEvent, WatchOptions } from '../store/types.ts';
+import { collectionPath, objectMeta, WEFT_KINDS, type KindMapping, type KubeObject } from './kinds.ts';
+
+export const DEFAULT_NAMESPACE = 'weft-system';
+
+export interface KubernetesStoreOptions {
+  kubeConfig: KubeConfig;
+  /** Field manager of applies and status writes, one per component: weft-controller, weft-gateway, ... */
+  fieldManager: string;
+  /** Namespace of weft's namespaced kinds (the release namespace). Default weft-system. */
+  namespace?: string;
+  /** Kinds served beyond weft's own (tests bring theirs). */
+  kinds?: readonly KindMapping[];
+  /** Server-side apply takes over fields other managers set to other values. Default true. */
+  force?: boolean;
+  /** Events a watch holds for a consumer that does not read them; past that it ends with Gone. */
+  watchBufferLimit?: number;
+}
+
+const NO_VALIDATORS: ReadonlyMap<string, KindOptions> = new Map();
+const APPLY = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+const CAS_RETRIES = 10;
+
+interface Location {
+  m: KindMapping;
+  /** Namespace of the object or collection; undefined: cluster-scoped, or every namespace. */
+  namespace: string | undefined;
+  /** A namespace was given for a cluster-scoped kind: nothing of this kind can be there. */
+  nowhere: boolean;
+}
+
+interface StatusBody {
+  code?: number;
+  reason?: string;
+  message?: string;
+}
+
+function statusOf(err: unknown): { code: number; status: StatusBody } | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; statusCode?: unknown; body?: unknown };
+  const code = typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  if (code === undefined) return undefined;
+  let status: StatusBody = {};
+  if (typeof e.body === 'string') {
+    try {
+      status = JSON.parse(e.body) as StatusBody;
+    } catch {
+      status = { message: e.body };
+    }
+  } else if (e.body && typeof e.body === 'object') status = e.body as StatusBody;
+  return { code, status };
+}
+
+/** The StoreError for an API failure (or the failure itself when it is not one the contract names). */
+export function toStoreError(err: unknown): Error {
+  if (err instanceof StoreError) return err;
+  const s = statusOf(err);
+  if (!s) return err instanceof Error ? err : new Error(String(err));
+  const message = s.status.message ?? (err as Error).message ?? `HTTP ${s.code}`;
+  switch (s.code) {
+    case 404:
+      return new StoreError('NotFound', message, message);
+    case 409:
+      return new StoreError(s.status.reason === 'AlreadyExists' ? 'AlreadyExists' : 'Conflict', message, message);
+    case 410:
+      return new StoreError('Gone', message, message);
+    case 400:
+    case 422:
+      return new StoreError('Invalid', message, message);
+    default: {
+      const e = new Error(`Kubernetes API: ${s.code} ${s.status.reason ?? ''}: ${message}`);
+      (e as Error & { code?: number }).code = s.code;
+      return e;
+    }
+  }
+}
+
+/** The labels, annotations and finalizers `manager` owns through apply (from managedFields). */
+export function ownedMetadata(obj: KubeObject, manager: string): { labels: string[]; annotations: string[]; finalizers: string[] } {
+  const out = { labels: [] as string[], annotations: [] as string[], finalizers: [] as string[] };
+  const entries = (obj.metadata?.managedFields ?? []) as { manager?: string; operation?: string; subresource?: string; fieldsV1?: Record<string, unknown> }[];
+  for (const e of entries) {
+    if (e.manager !== manager || e.operation !== 'Apply' || (e.subresource ?? '') !== '') continue;
+    const meta = (e.fieldsV1?.['f:metadata'] ?? {}) as Record<string, Record<string, unknown> | undefined>;
+    for (const k of Object.keys(meta['f:labels'] ?? {})) if (k.startsWith('f:')) out.labels.push(k.slice(2));
+    for (const k of Object.keys(meta['f:annotations'] ?? {})) if (k.startsWith('f:')) out.annotations.push(k.slice(2));
+    for (const k of Object.keys(meta['f:finalizers'] ?? {})) {
+      if (!k.startsWith('v:')) continue;
+      try {
+        out.finalizers.push(String(JSON.parse(k.slice(2))));
+      } catch {
+        // not a value we wrote
+      }
+    }
+  }
+  return out;
+}
+
+export class KubernetesStore implements Store {
+  readonly fieldManager: string;
+  readonly namespace: string;
+  readonly #kc: KubeConfig;
+  readonly #custom: CustomObjectsApi;
+  readonly #core: CoreV1Api;
+  readonly #kinds = new Map<string, KindMapping>();
+  readonly #force: boolean;
+  readonly #bufferLimit: number;
+  readonly #watches = new Set<ApiWatch<Resource>>();
+  readonly #handshakes = new Set<Promise<void>>();
+  #closed = false;
+
+  constructor(opts: KubernetesStoreOptions) {
+    if (!opts.fieldManager) throw new Error('KubernetesStore: a fieldManager is required (weft-<component>)');
+    this.#kc = opts.kubeConfig;
+    this.fieldManager = opts.fieldManager;
+    this.namespace = opts.namespace || DEFAULT_NAMESPACE;
+    this.#custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.#core = opts.kubeConfig.makeApiClient(CoreV1Api);
+    this.#force = opts.force ?? true;
+    this.#bufferLimit = opts.watchBufferLimit ?? DEFAULT_HISTORY_LIMIT;
+    for (const k of [...WEFT_KINDS, ...(opts.kinds ?? [])]) this.#kinds.set(k.kind, k);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Store
+
+  async get<R extends Resource>(kind: string, name: string, namespace?: string): Promise<R | undefined> {
+    await this.#ready();
+    const loc = this.#locate(kind, namespace, 'object');
+    if (loc.nowhere) return undefined;
+    const raw = await this.#getRaw(loc, name);
+    return raw === undefined ? undefined : (this.#toResource(loc.m, raw) as R);
+  }
+
+  async list<R extends Resource>(kind: string, opts: ListOptions = {}): Promise<{ items: R[]; resourceVersion: string }> {
+    await this.#ready();
+    const loc = this.#locate(kind, opts.namespace, 'collection');
+    const labelSelector = selector(opts.labelSelector);
+    if (loc.nowhere) {
+      // Nothing can be there; still answer at the current revision (of any list of the kind).
+      const { resourceVersion } = await this.list(kind, {});
+      return { items: [], resourceVersion };
+    }
+    const { m, namespace } = loc;
+    const list = (await this.#call(() => {
+      if (m.kind === 'Node' && m.group === '') return this.#core.listNode({ labelSelector });
+      if (m.kind === 'Pod' && m.group === '') {
+        return namespace === undefined ? this.#core.listPodForAllNamespaces({ labelSelector }) : this.#core.listNamespacedPod({ namespace, labelSelector });
+      }
+      const base = { group: m.group, version: m.version, labelSelector };
+      if (!m.namespaced) return this.#custom.listClusterCustomObject({ ...base, plural: m.plural });
+      if (namespace === undefined) return this.#custom.listCustomObjectForAllNamespaces({ ...base, resourcePlural: m.plural });
+      return this.#custom.listNamespacedCustomObject({ ...base, namespace, plural: m.plural });
+    })) as { metadata?: { resourceVersion?: string }; items?: KubeObject[] };
+    const items = (list.items ?? []).map((o) => this.#toResource(m, o)).sort(compareObjects);
+    return { items: items as R[], resourceVersion: String(list.metadata?.resourceVersion ?? '') };
+  }
+
+  watch<R extends Resource>(kind: string, opts: WatchOptions): Watch<R> {
+    this.#open();
+    const from = parseResourceVersion(opts.resourceVersion);
+    const loc = this.#locate(kind, opts.namespace, 'collection');
+    const w = new ApiWatch<Resource>({
+      watch: new KubeWatch(this.#kc),
+      path: loc.nowhere ? undefined : collectionPath(loc.m, loc.namespace),
+      resourceVersion: String(from),
+      convert: (o) => this.#toResource(loc.m, o),
+      bufferLimit: this.#bufferLimit,
+      onEnd: (x) => this.#watches.delete(x),
+    });
+    this.#watches.add(w);
+    // Requests made after watch() returns wait until the server has registered it, so that the
+    // watch sees them, as the embedded stores' synchronous watches do.
+    const shake = w.start().finally(() => this.#handshakes.delete(shake));
+    this.#handshakes.add(shake);
+    return w as unknown as Watch<R>;
+  }
+
+  async apply<R extends Resource>(obj: ApplyInput): Promise<R> {
+    await this.#ready();
+    const input = validateApply(obj, NO_VALIDATORS);
+    const m = this.#mapping(input.kind);
+    if (m.readOnly) {
+      const reason = `${m.kind} objects are the cluster's own (${m.group || 'core'}/${m.version} ${m.plural}): weft reads them and never writes them`;
+      throw new StoreError('Invalid', reason, `${m.kind} "${input.name}" is invalid: ${reason}`);
+    }
+    if (input.apiVersion !== m.apiVersion) {
+      const reason = `apiVersion: Invalid value: ${JSON.stringify(input.apiVersion)}: ${m.kind} is served as ${m.apiVersion}`;
+      throw new StoreError('Invalid', reason, `${m.kind} "${input.name}" is invalid: ${reason}`);
+    }
+    const loc = this.#locate(input.kind, input.namespace, 'object');
+    if (loc.nowhere) {
+      const reason = `metadata.namespace: Invalid value: ${JSON.stringify(input.namespace)}: ${m.kind} is cluster-scoped`;
+      throw new StoreError('Invalid', reason, `${m.kind} "${input.name}" is invalid: ${reason}`);
+    }
+    const leftOut = (['labels', 'annotations', 'finalizers'] as const).filter((f) => input[f] === undefined);
+    for (let attempt = 0; ; attempt++) {
+      const metadata: Record<string, unknown> = { name: input.name };
+      if (loc.namespace !== undefined) metadata.namespace = loc.namespace;
+      if (input.labels) metadata.labels = input.labels;
+      if (input.annotations) metadata.annotations = input.annotations;
+      if (input.finalizers) metadata.finalizers = input.finalizers;
+      let precondition = input.resourceVersion;
+      let retryable = false;
+      if (leftOut.length > 0) {
+        // Keep what this manager applied before: send it again, unchanged.
+        const live = await this.#getRaw(loc, input.name);
+        if (live) {
+          const owned = ownedMetadata(live, this.fieldManager);
+          const lm = live.metadata ?? {};
+          let carried = false;
+          for (const f of leftOut) {
+            if (f === 'finalizers') {
+              const current = Array.isArray(lm.finalizers) ? (lm.finalizers as string[]) : [];
+              const keep = current.filter((x) => owned.finalizers.includes(x));
+              if (keep.length > 0) {
+                metadata.finalizers = keep;
+                carried = true;
+              }
+            } else {
+              const current = (lm[f] ?? {}) as Record<string, string>;
+              const keep = Object.fromEntries(Object.entries(current).filter(([k]) => owned[f].includes(k)));
+              if (Object.keys(keep).length > 0) {
+                metadata[f] = keep;
+                carried = true;
+              }
+            }
+          }
+          if (carried && precondition === undefined) {
+            precondition = String(lm.resourceVersion ?? '');
+            retryable = true;
+          }
+        }
+      }
+      if (precondition !== undefined) metadata.resourceVersion = precondition;
+      const body = { apiVersion: m.apiVersion, kind: m.kind, metadata, spec: input.spec };
+      try {
+        const raw = (await this.#call(() => {
+          const base = { group: m.group, version: m.version, plural: m.plural, name: input.name, body, fieldManager: this.fieldManager, force: this.#force };
+          return loc.namespace === undefined ? this.#custom.patchClusterCustomObject(base, APPLY) : this.#custom.patchNamespacedCustomObject({ ...base, namespace: loc.namespace }, APPLY);
+        })) as KubeObject;
+        return this.#toResource(m, raw) as R;
+      } catch (err) {
+        if (!(retryable && err instanceof StoreError && err.code === 'Conflict' && attempt < CAS_RETRIES)) throw err;
+      }
+    }
+  }
+
+  async updateStatus<R extends Resource>(kind: string, name: string, status: unknown, opts: { namespace?: string; resourceVersion?: string } = {}): Promise<R> {
+    await this.#ready();
+    const m = this.#mapping(kind);
+    if (m.readOnly) throw new StoreError('Invalid', `${m.kind} objects are the cluster's own: weft never writes their status`);
+    const data = status === undefined ? undefined : toJsonData(status, 'status');
+    const loc = this.#locate(kind, opts.namespace, 'object');
+    if (loc.nowhere) throw new StoreError('NotFound', `${m.kind} "${name}" not found (${m.kind} is cluster-scoped)`);
+    for (let attempt = 0; ; attempt++) {
+      let rv = opts.resourceVersion || undefined;
+      if (rv === undefined) {
+        const live = await this.#getRaw(loc, name);
+        if (!live) throw new StoreError('NotFound', `${m.plural}.${m.group} "${name}" not found`);
+        if (sameData(live.status ?? null, data ?? null)) return this.#toResource(m, live) as R; // nothing to write
+        rv = String(live.metadata?.resourceVersion ?? '');
+      }
+      const metadata: Record<string, unknown> = { name, resourceVersion: rv };
+      if (loc.namespace !== undefined) metadata.namespace = loc.namespace;
+      const body: Record<string, unknown> = { apiVersion: m.apiVersion, kind: m.kind, metadata };
+      if (data !== undefined) body.status = data;
+      try {
+        const raw = (await this.#call(() => {
+          const base = { group: m.group, version: m.version, plural: m.plural, name, body, fieldManager: this.fieldManager };
+          return loc.namespace === undefined ? this.#custom.replaceClusterCustomObjectStatus(base) : this.#custom.replaceNamespacedCustomObjectStatus({ ...base, namespace: loc.namespace });
+        })) as KubeObject;
+        return this.#toResource(m, raw) as R;
+      } catch (err) {
+        if (!(opts.resourceVersion === undefined && err instanceof StoreError && err.code === 'Conflict' && attempt < CAS_RETRIES)) throw err;
+      }
+    }
+  }
+
+  async delete(kind: string, name: string, opts: { namespace?: string } = {}): Promise<void> {
+    await this.#ready();
+    const m = this.#mapping(kind);
+    if (m.readOnly) throw new StoreError('Invalid', `${m.kind} objects are the cluster's own: weft never deletes them`);
+    const loc = this.#locate(kind, opts.namespace, 'object');
+    if (loc.nowhere) throw new StoreError('NotFound', `${m.kind} "${name}" not found (${m.kind} is cluster-scoped)`);
+    await this.#call(() => {
+      const base = { group: m.group, version: m.version, plural: m.plural, name };
+      return loc.namespace === undefined ? this.#custom.deleteClusterCustomObject(base) : this.#custom.deleteNamespacedCustomObject({ ...base, namespace: loc.namespace });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const w of [...this.#watches]) w.end();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Helpers
+
+  #open(): void {
+    if (this.#closed) throw new Error('store is closed');
+  }
+
+  async #ready(): Promise<void> {
+    this.#open();
+    if (this.#handshakes.size > 0) await Promise.all([...this.#handshakes]);
+    this.#open();
+  }
+
+  #mapping(kind: string): KindMapping {
+    const m = this.#kinds.get(kind);
+    if (!m) {
+      const reason = `kind: Invalid value: ${JSON.stringify(kind)}: not a kind this store serves (${[...this.#kinds.keys()].join(', ')})`;
+      throw new StoreError('Invalid', reason, reason);
+    }
+    return m;
+  }
+
+  #locate(kind: string, namespace: string | undefined, purpose: 'object' | 'collection'): Location {
+    const m = this.#mapping(kind);
+    if (!m.namespaced) return { m, namespace: undefined, nowhere: namespace !== undefined && namespace !== '' };
+    if (purpose === 'object') return { m, namespace: namespace || this.namespace, nowhere: false };
+    if (namespace === '') return { m, namespace: undefined, nowhere: false };
+    if (namespace === undefined) return { m, namespace: m.listScope === 'all' ? undefined : this.namespace, nowhere: false };
+    return { m, namespace, nowhere: false };
+  }
+
+  async #getRaw(loc: Location, name: string): Promise<KubeObject | undefined> {
+    const { m, namespace } = loc;
+    try {
+      return (await this.#call(() => {
+        if (m.kind === 'Node' && m.group === '') return this.#core.readNode({ name });
+        if (m.kind === 'Pod' && m.group === '') return this.#core.readNamespacedPod({ name, namespace: namespace ?? this.namespace });
+        const base = { group: m.group, version: m.version, plural: m.plural, name };
+        return namespace === undefined ? this.#custom.getClusterCustomObject(base) : this.#custom.getNamespacedCustomObject({ ...base, namespace });
+      })) as KubeObject;
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'NotFound') return undefined;
+      throw err;
+    }
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  #toResource(m: KindMapping, raw: KubeObject): Resource {
+    if (m.readOnly) return m.readOnly.toResource(raw);
+    const r: Resource = { apiVersion: raw.apiVersion ?? m.apiVersion, kind: raw.kind ?? m.kind, metadata: objectMeta(raw.metadata), spec: raw.spec };
+    if (raw.status !== undefined && raw.status !== null) r.status = raw.status;
+    return r;
+  }
+}
+
+function selector(labels: Record<string, string> | undefined): string | undefined {
+  if (!labels) return undefined;
+  const parts = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+  return parts.length > 0 ? parts.join(',') : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch
+
+interface ApiWatchOptions<R> {
+  watch: KubeWatch;
+  /** Collection URL; undefined: a place where nothing can be (the watch stays empty until stopped). */
+  path: string | undefined;
+  resourceVersion: string;
+  convert(obj: KubeObject): R;
+  bufferLimit: number;
+  onEnd(w: ApiWatch<R>): void;
+}
+
+/** One logical watch over as many HTTP watches as it takes (the server ends them now and then). */
+class ApiWatch<R> implements Watch<R> {
+  readonly events: AsyncIterable<WatchEvent<R>>;
+  readonly #o: ApiWatchOptions<R>;
+  #queue: WatchEvent<R>[] = [];
+  #wake: (() => void) | null = null;
+  #error: Error | null = null;
+  #ended = false;
+  #controller: AbortController | undefined;
+  #lastRv: string;
+  #quickEnds = 0;
+
+  constructor(o: ApiWatchOptions<R>) {
+    this.#o = o;
+    this.#lastRv = o.resourceVersion;
+    const iterator: AsyncIterator<WatchEvent<R>> = {
+      next: () => this.#next(),
+      return: async () => {
+        this.stop();
+        return { done: true, value: undefined };
+      },
+    };
+    this.events = { [Symbol.asyncIterator]: () => iterator };
+  }
+
+  /** Opens the first HTTP watch; resolves once the server answered (or it failed). */
+  start(): Promise<void> {
+    return this.#connect();
+  }
+
+  stop(): void {
+    this.#queue = [];
+    this.#error = null;
+    this.end();
+  }
+
+  /** Ends the stream after what is queued (store close). */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#controller?.abort();
+    this.#o.onEnd(this);
+    this.#notify();
+  }
+
+  async #connect(): Promise<void> {
+    if (this.#ended || this.#o.path === undefined) return;
+    const startedAt = Date.now();
+    let failed = false;
+    try {
+      this.#controller = await this.#o.watch.watch(
+        this.#o.path,
+        { resourceVersion: this.#lastRv, allowWatchBookmarks: true },
+        (type: string, obj: KubeObject) => {
+          if (!failed) failed = this.#onEvent(type, obj);
+        },
+        (err: unknown) => {
+          if (this.#ended || failed) return;
+          if (err) {
+            failed = true;
+            this.#fail(toStoreError(err));
+            return;
+          }
+          // The server ended the stream (a watch timeout, a restart): resume where it stopped.
+          this.#quickEnds = Date.now() - startedAt < 1000 ? this.#quickEnds + 1 : 0;
+          const delay = this.#quickEnds === 0 ? 0 : Math.min(100 * 2 ** this.#quickEnds, 5000);
+          setTimeout(() => void this.#connect(), delay);
+        },
+      );
+      if (this.#ended) this.#controller.abort();
+    } catch (err) {
+      if (!this.#ended) this.#fail(toStoreError(err));
+    }
+  }
+
+  /** Returns true when the event ended the stream. */
+  #onEvent(type: string, obj: KubeObject): boolean {
+    if (this.#ended) return true;
+    const rv = String(obj?.metadata?.resourceVersion ?? '');
+    switch (type) {
+      case 'ADDED':
+      case 'MODIFIED':
+      case 'DELETED':
+        if (rv) this.#lastRv = rv;
+        this.#push({ type, object: this.#o.convert(obj) });
+        break;
+      case 'BOOKMARK':
+        if (rv) this.#lastRv = rv;
+        this.#push({ type: 'BOOKMARK', resourceVersion: rv });
+        break;
+      case 'ERROR': {
+        const status = obj as unknown as StatusBody;
+        const code = status.code ?? 500;
+        this.#controller?.abort();
+        this.#fail(toStoreError({ code, body: status }));
+        return true;
+      }
+      default:
+        return false;
+    }
+    if (this.#queue.length > this.#o.bufferLimit) {
+      // The consumer fell too far behind: like a watcher outside retained history, it must re-list.
+      this.#queue = [];
+      this.#controller?.abort();
+      this.#fail(new StoreError('Gone', `the consumer fell more than ${this.#o.bufferLimit} events behind; list again`));
+      return true;
+    }
+    return false;
+  }
+
+  #push(ev: WatchEvent<R>): void {
+    this.#queue.push(ev);
+    this.#notify();
+  }
+
+  #fail(err: Error): void {
+    if (this.#ended) return;
+    this.#error = err;
+    this.#ended = true;
+    this.#o.onEnd(this);
+    this.#notify();
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
+  }
+
+  async #next(): Promise<IteratorResult<WatchEvent<R>>> {
+    for (;;) {
+      const ev = this.#queue.shift();
+      if (ev) return { done: false, value: ev };
+      if (this.#error) {
+        const err = this.#error;
+        this.#error = null;
+        throw err;
+      }
+      if (this.#ended) return { done: true, value: undefined };
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+}
