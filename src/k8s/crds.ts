@@ -184,7 +184,18 @@ const clusterNetworkStatus = obj(
   [],
 );
 
-const peeringSpec = obj('What the remote cluster announced: its ranges and how to reach its gateway.', {
+/** A key in a Secret of the weft namespace (a DNS subdomain name; the key defaults to presharedKey). */
+const secretKeyRef = (d: string): JSONSchemaProps =>
+  obj(
+    d,
+    {
+      name: str('Name of the Secret in the weft namespace.', { minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' }),
+      key: str('Key in the Secret\'s data; defaults to presharedKey.', { minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' }),
+    },
+    ['name'],
+  );
+
+const peeringSpecProps = {
   remoteClusterId: clusterId('The remote cluster\'s id; the Peering is named after it'),
   remotePodCIDR: ipv4Cidr('The remote pod network, as the remote sees it:'),
   remoteExternalCIDR: ipv4Cidr('The range that stands for the remote node network:'),
@@ -192,7 +203,13 @@ const peeringSpec = obj('What the remote cluster announced: its ranges and how t
   remoteEndpoint: endpoint('Where to send this peering\'s tunnel packets; port 0 until the remote controller allocated its tunnel port.', anyPort('UDP port, 0 = not known yet.')),
   remotePublicKey: publicKey('The remote gateway\'s WireGuard public key'),
   remoteGatewayNodeIP: ipv4('The remote gateway\'s node IP in its node network: the end-to-end probe\'s target'),
-});
+  presharedKeySecretRef: secretKeyRef('Optional WireGuard preshared key for this tunnel: a Secret both clusters hold the same key in (base64 of `wg genpsk`).'),
+};
+const peeringSpec = obj(
+  'What the remote cluster announced: its ranges and how to reach its gateway.',
+  peeringSpecProps,
+  Object.keys(peeringSpecProps).filter((k) => k !== 'presharedKeySecretRef'),
+);
 
 const peeringStatus = obj(
   'How the peering is: the controller\'s decision (Valid, remaps) and the gateway\'s view of the tunnel (Connected, latency, traffic).',
@@ -212,7 +229,7 @@ const peeringStatus = obj(
   ['phase'],
 );
 
-const fabricPeerSpec = obj('The controller\'s decision for one peering: everything the gateway and the node agents need.', {
+const fabricPeerSpecProps = {
   remoteClusterId: clusterId('The remote cluster\'s id; the FabricPeer is named after it'),
   remotePodCIDR: ipv4Cidr('The remote pod network (inside the tunnel, after translation):'),
   remoteExternalCIDR: ipv4Cidr('The remote external range (inside the tunnel, after translation):'),
@@ -231,7 +248,13 @@ const fabricPeerSpec = obj('The controller\'s decision for one peering: everythi
   mark: int('fwmark that keeps this peering\'s traffic apart (non-zero, 32 bits).', 1, 0xffffffff),
   table: int(`Routing table (and conntrack zone) of this peering; not 253-255 (kernel) nor ${FABRIC_TABLE} (the fabric's).`, 1, 65535, { not: { enum: [253, 254, 255, FABRIC_TABLE] } }),
   probeTarget: ipv4('Where the gateway\'s probe goes: the remote gateway\'s node IP as seen locally'),
-});
+  presharedKeySecretRef: secretKeyRef('The peering\'s preshared-key Secret; the gateway reads it itself, so the key never lands here.'),
+};
+const fabricPeerSpec = obj(
+  'The controller\'s decision for one peering: everything the gateway and the node agents need.',
+  fabricPeerSpecProps,
+  Object.keys(fabricPeerSpecProps).filter((k) => k !== 'presharedKeySecretRef'),
+);
 
 const fabricPeerStatus = obj('Reported by the hosts that program this peering.', { conditions: conditions('Per-host programming state.') }, []);
 

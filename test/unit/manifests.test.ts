@@ -475,7 +475,10 @@ describe('RBAC is least privilege', () => {
     assert.ok(can('weft-gateway', 'create', 'coordination.k8s.io', 'leases'));
     assert.ok(can('weft-gateway', 'create', '', 'events'));
     assert.ok(!can('weft-gateway', 'create', '', 'events', 'default'), 'events only in its namespace');
-    assert.ok(!can('weft-gateway', 'get', '', 'secrets') && !can('weft-gateway', 'delete', 'weft.io', 'peerings'));
+    // Secrets: read-only, only in its own namespace (preshared keys named by Peerings).
+    assert.ok(can('weft-gateway', 'get', '', 'secrets') && !can('weft-gateway', 'get', '', 'secrets', 'default'));
+    for (const v of WRITE) assert.ok(!can('weft-gateway', v, '', 'secrets'), `no ${v} on secrets`);
+    assert.ok(!can('weft-gateway', 'delete', 'weft.io', 'peerings'));
   });
 
   it('controller: Peerings (finalizers, status), FabricPeers, IpamState, ClusterNetwork status, Events; no Nodes, Pods or Leases', () => {
@@ -491,7 +494,10 @@ describe('RBAC is least privilege', () => {
     for (const v of [...READ, 'create', 'update', 'patch']) assert.ok(can('weft-controller', v, 'weft.io', 'ipamstates'), `${v} ipamstates`);
     assert.ok(can('weft-controller', 'create', '', 'events'));
     assert.ok(!can('weft-controller', 'create', 'weft.io', 'peerings') && !can('weft-controller', 'delete', 'weft.io', 'peerings'), 'Peerings are created and deleted by people');
-    for (const [g, r] of [['', 'nodes'], ['', 'pods'], ['', 'secrets'], ['coordination.k8s.io', 'leases']] as const) assert.ok(!can('weft-controller', 'get', g, r, cluster) && !can('weft-controller', 'get', g, r), r);
+    for (const [g, r] of [['', 'nodes'], ['', 'pods'], ['coordination.k8s.io', 'leases']] as const) assert.ok(!can('weft-controller', 'get', g, r, cluster) && !can('weft-controller', 'get', g, r), r);
+    // It checks that a Peering's preshared-key Secret exists: read-only, its own namespace only.
+    assert.ok(can('weft-controller', 'get', '', 'secrets') && !can('weft-controller', 'get', '', 'secrets', 'default'));
+    for (const v of WRITE) assert.ok(!can('weft-controller', v, '', 'secrets'), `no ${v} on secrets`);
   });
 });
 
