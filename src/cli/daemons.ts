@@ -24,6 +24,7 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
       key: { type: 'string' },
       'interface-prefix': { type: 'string' },
       'metrics-port': { type: 'string' },
+      'max-peerings': { type: 'string' },
     },
   });
   const metricsPort = values['metrics-port'] === undefined ? 9090 : Number(values['metrics-port']);
@@ -37,7 +38,14 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
   let beforeScrape: (() => void) | undefined;
   switch (role) {
     case 'controller': {
-      const c = new PeeringController(store, { log, metrics, ...(values['interface-prefix'] ? { interfacePrefix: values['interface-prefix'] } : {}) });
+      const maxPeerings = values['max-peerings'] === undefined ? undefined : Number(values['max-peerings']);
+      if (maxPeerings !== undefined && (!Number.isInteger(maxPeerings) || maxPeerings < 1 || maxPeerings > 500)) throw new Error(`--max-peerings ${values['max-peerings']}: 1–500`);
+      const c = new PeeringController(store, {
+        log,
+        metrics,
+        ...(values['interface-prefix'] ? { interfacePrefix: values['interface-prefix'] } : {}),
+        ...(maxPeerings ? { maxPeerings } : {}),
+      });
       c.start();
       stop = () => c.stop();
       readiness = { ready: () => c.reconciledOnce, detail: () => (c.reconciledOnce ? 'reconciled' : 'waiting for the first reconcile') };

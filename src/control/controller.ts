@@ -27,7 +27,8 @@ export const FINALIZER = 'weft.io/fabric';
  * in 0x1000–0x1063: clear of kube-proxy's 0x4000/0x8000 bits and of Cilium's 0x0f00 mask.
  */
 export const SLOT_BASE = { listenPort: 51820, mark: 0x1000, table: 1900 } as const;
-export const MAX_PEERINGS = 99;
+/** Default cap: the gateway Service in deploy/ publishes tunnel ports 51820–51829. */
+export const DEFAULT_MAX_PEERINGS = 10;
 
 type ClusterNetwork = Resource<ClusterNetworkSpec, ClusterNetworkStatus>;
 type Peering = Resource<PeeringSpec, PeeringStatus>;
@@ -39,6 +40,8 @@ export interface ControllerOptions {
   interfacePrefix?: string;
   resyncMs?: number;
   metrics?: WeftMetrics;
+  /** At most this many peerings (tunnel ports from 51820 up); default DEFAULT_MAX_PEERINGS. */
+  maxPeerings?: number;
 }
 
 export class PeeringController {
@@ -147,8 +150,9 @@ export class PeeringController {
       if (slot < 0) {
         slot = 0;
         while (usedSlots.has(slot)) slot++;
-        if (slot >= MAX_PEERINGS) {
-          await this.setValid(name, false, 'TooManyPeerings', `at most ${MAX_PEERINGS} peerings per gateway`);
+        const max = this.opts.maxPeerings ?? DEFAULT_MAX_PEERINGS;
+        if (slot >= max) {
+          await this.setValid(name, false, 'TooManyPeerings', `at most ${max} peerings per gateway (tunnel ports ${SLOT_BASE.listenPort}–${SLOT_BASE.listenPort + max - 1}); raise --max-peerings and publish more ports`);
           continue;
         }
         usedSlots.add(slot);

@@ -28,16 +28,21 @@ export function normaliseSysctlValue(v: string): string {
   return v.trim().split(/\s+/).join(' ');
 }
 
-const READ = 'for p do if v=$(cat "/proc/sys/$p" 2>&1); then printf "ok\\t%s\\0" "$v"; else printf "err\\t%s\\0" "$v"; fi; done';
+/**
+ * Where sysctls live. In a container /proc/sys is read-only; the DaemonSet mounts the host's
+ * /proc/sys/net elsewhere and names it with WEFT_SYSCTL_ROOT (the scripts read it as $R).
+ */
+const sysctlRoot = () => process.env.WEFT_SYSCTL_ROOT || '/proc/sys';
+const READ = 'for p do if v=$(cat "$R/$p" 2>&1); then printf "ok\\t%s\\0" "$v"; else printf "err\\t%s\\0" "$v"; fi; done';
 const WRITE =
-  'while [ $# -ge 2 ]; do if e=$( { printf "%s\\n" "$2" > "/proc/sys/$1"; } 2>&1 ); then printf "ok\\0"; else printf "err\\t%s\\0" "$e"; fi; shift 2; done';
+  'while [ $# -ge 2 ]; do if e=$( { printf "%s\\n" "$2" > "$R/$1"; } 2>&1 ); then printf "ok\\0"; else printf "err\\t%s\\0" "$e"; fi; shift 2; done';
 
 export type SysctlRead = { value: string } | { error: string };
 
 export async function readSysctls(host: Host, keys: readonly string[]): Promise<Map<string, SysctlRead>> {
   const out = new Map<string, SysctlRead>();
   if (keys.length === 0) return out;
-  const r = await host.exec('sh', ['-c', READ, 'sh', ...keys.map(sysctlPath)]);
+  const r = await host.exec('sh', ['-c', `R=${shellQuote(sysctlRoot())}; ${READ}`, 'sh', ...keys.map(sysctlPath)]);
   const fields = r.stdout.split('\0');
   keys.forEach((k, i) => {
     const f = fields[i];
@@ -66,7 +71,7 @@ export async function applySysctls(host: Host, desired: ReadonlyArray<[string, s
     if (normaliseSysctlValue(cur.value) !== normaliseSysctlValue(v)) writes.push([k, v, cur.value]);
   }
   if (writes.length === 0) return out;
-  const r = await host.exec('sh', ['-c', WRITE, 'sh', ...writes.flatMap(([k, v]) => [sysctlPath(k), normaliseSysctlValue(v)])]);
+  const r = await host.exec('sh', ['-c', `R=${shellQuote(sysctlRoot())}; ${WRITE}`, 'sh', ...writes.flatMap(([k, v]) => [sysctlPath(k), normaliseSysctlValue(v)])]);
   const fields = r.stdout.split('\0');
   writes.forEach(([k, v, was], i) => {
     const f = fields[i];
@@ -74,4 +79,8 @@ export async function applySysctls(host: Host, desired: ReadonlyArray<[string, s
     else out.errors.push(`sysctl ${k} = ${v}: ${f ? oneLine(f.replace(/^err\t/, '')) : oneLine(r.stderr) || `write failed (exit ${r.code})`}`);
   });
   return out;
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }

@@ -33,7 +33,7 @@ function fakeKernel(): { runner: CommandRunner; writes: string[] } {
     if (cmd === 'nft' && /^(-t )?list table ip weft-nat$/.test(a)) {
       return ok(`table ip weft-nat {\n\tcomment "weft:${nftFingerprint(natBody)}"\n${natBody.replace(/^/gm, '\t')}\n}\n`);
     }
-    if (cmd === 'sh' && args[1]!.startsWith('for p do')) return ok(args.slice(3).map(() => 'ok\t1\0').join(''));
+    if (cmd === 'sh' && args[1]!.includes('for p do')) return ok(args.slice(3).map(() => 'ok\t1\0').join(''));
     writes.push(`${cmd} ${a}${input ? `\n${input}` : ''}`);
     return ok('');
   };
