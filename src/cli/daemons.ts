@@ -2,8 +2,8 @@
 // store, runs its piece until SIGTERM/SIGINT, then stops cleanly (kernel state is left for the next
 // start to reconcile, so a restart never flaps routes).
 import { parseArgs } from 'node:util';
-import { FileStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
+import { openStore } from './stores.ts';
 import { PeeringController } from '../control/controller.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { NodeAgent, deviceWithAddress } from '../fabric/agent.ts';
@@ -20,6 +20,9 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
     args: argv,
     options: {
       store: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      namespace: { type: 'string' },
       node: { type: 'string' },
       key: { type: 'string' },
       'interface-prefix': { type: 'string' },
@@ -30,9 +33,10 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
   const metricsPort = values['metrics-port'] === undefined ? 9090 : Number(values['metrics-port']);
   if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) throw new Error(`--metrics-port ${values['metrics-port']} is not a port (0 disables)`);
   const metrics = new WeftMetrics(role);
-  if (!values.store) throw new Error(`weft ${role}: --store DIR is required (the embedded store's directory)`);
   const log = createLogger(parseLogLevel(process.env.LOG_LEVEL, 'verbose'), `${role}${values.node ? `/${values.node}` : ''}: `);
-  const store: Store = new FileStore(values.store);
+  const opened = openStore(`weft-${role}`, { store: values.store, kubeconfig: values.kubeconfig, context: values.context, namespace: values.namespace });
+  const store: Store = opened.store;
+  log.verbose(`using the ${opened.describe}`);
   let stop: () => Promise<void>;
   let readiness: Readiness;
   let beforeScrape: (() => void) | undefined;
@@ -62,8 +66,9 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
       break;
     }
     case 'agent': {
-      if (!values.node) throw new Error('weft agent: --node NAME is required');
-      const a = new NodeAgent(store, { log, metrics, nodeName: values.node });
+      const nodeName = values.node ?? process.env.NODE_NAME;
+      if (!nodeName) throw new Error('weft agent: --node NAME (or NODE_NAME) is required');
+      const a = new NodeAgent(store, { log, metrics, nodeName });
       a.start();
       stop = () => a.stop();
       readiness = { ready: () => a.reconciledOnce, detail: () => (a.reconciledOnce ? 'node programmed' : 'waiting for the cluster description and this node') };

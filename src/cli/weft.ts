@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTunnelDemo } from '../lab/tunnel-demo.ts';
 import { LAB_USAGE, labCommand } from './lab.ts';
+import { PEER_USAGE } from './peer.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const [cmd, ...rest] = process.argv.slice(2);
@@ -18,6 +19,16 @@ switch (cmd) {
     process.exitCode = await labCommand(rest);
     break;
   }
+  case 'peer':
+  case 'unpeer':
+  case 'announce': {
+    const { peerCommand } = await import('./peer.ts');
+    process.exitCode = await peerCommand(cmd, rest).catch((err: Error) => {
+      process.stderr.write(`weft ${cmd}: ${err.message}\n`);
+      return 1;
+    });
+    break;
+  }
   case 'controller':
   case 'gateway':
   case 'agent': {
@@ -31,7 +42,9 @@ switch (cmd) {
   default:
     process.stderr.write(
       'Usage:\n  weft demo [--seconds N]\n      two namespaces joined by a weft-wg tunnel: ping, iperf3, wg show\n' +
-        '  weft controller|gateway --store DIR [--key FILE] [--interface-prefix P]\n  weft agent --store DIR --node NAME\n      the long-running pieces, on the embedded store\n' +
+        '  weft controller|gateway|agent [--store DIR | --kubeconfig FILE] [--key FILE] [--node NAME] [--metrics-port N]\n' +
+        '      the long-running pieces, on the embedded store or a Kubernetes API (in-cluster by default)\n' +
+        PEER_USAGE +
         LAB_USAGE.replace(/^Usage:\n/, ''),
     );
     process.exit(cmd === undefined || cmd === '--help' ? 0 : 2);

@@ -95,3 +95,20 @@ export async function unpeerClusters(a: ClusterHandle, b: ClusterHandle, opts: {
   };
   await Promise.all([remove(a, idB), remove(b, idA)]);
 }
+
+/** Wait until the peering is Connected on both sides; fail with each side's reason otherwise. */
+export async function waitPeeringConnected(a: ClusterHandle, b: ClusterHandle, timeoutMs = 20_000): Promise<void> {
+  const idOf = async (c: ClusterHandle) => (await c.store.get<ClusterNetwork>(Kinds.ClusterNetwork, 'local'))?.spec.clusterId;
+  const [idA, idB] = await Promise.all([idOf(a), idOf(b)]);
+  if (!idA || !idB) throw new Error('both clusters must be described (ClusterNetwork "local")');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [pa, pb] = await Promise.all([a.store.get<Peering>(Kinds.Peering, idB), b.store.get<Peering>(Kinds.Peering, idA)]);
+    if (pa?.status?.phase === 'Connected' && pb?.status?.phase === 'Connected') return;
+    if (Date.now() > deadline) {
+      const why = (label: string, p: Peering | undefined) => `${label}: ${p?.status?.phase ?? 'absent'}${p?.status?.message ? ` (${p.status.message})` : ''}`;
+      throw new Error(`peering ${idA}↔${idB} not connected after ${timeoutMs} ms: ${why(idA, pa)}; ${why(idB, pb)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -2,7 +2,8 @@
 // are weft's CRDs (weft.io/v1alpha1; ClusterNetwork cluster-scoped, the others in the release
 // namespace). Node and Pod are the cluster's own core/v1 objects, read-only to weft and converted
 // to the small specs the pieces consume: a Node's internal IP and pod CIDRs, a Pod's node and IP.
-import { API_VERSION, Kinds, type NodeSpec, type PodSpec } from '../control/resources.ts';
+// Secret is core/v1 too (the release namespace's preshared-key Secrets): its `data` is the spec.
+import { API_VERSION, Kinds, type NodeSpec, type PodSpec, type SecretSpec } from '../control/resources.ts';
 import type { ObjectMeta, Resource } from '../store/types.ts';
 
 /** An object as the API serves it (CRD objects are plain JSON; typed core objects carry Dates). */
@@ -32,8 +33,13 @@ export interface KindMapping {
   listScope: 'home' | 'all';
   /** The status subresource exists (status writes go to /status). */
   statusSubresource: boolean;
-  /** Objects that weft reads but never writes, converted from their API form. */
-  readOnly?: { toResource(obj: KubeObject): Resource };
+  /** weft may apply and delete these (false: the cluster's own objects, read only). */
+  writable: boolean;
+  /**
+   * Core kinds whose API form is not {spec, status}: how an object becomes a Resource, and what
+   * an apply sends for a spec (the fields beside metadata).
+   */
+  convert?: { toResource(obj: KubeObject): Resource; toBody?(spec: unknown): Record<string, unknown> };
 }
 
 const WEFT_GROUP = API_VERSION.split('/')[0]!;
@@ -50,6 +56,7 @@ export function customKind(k: { kind: string; group: string; version: string; pl
     namespaced: k.namespaced,
     listScope: k.listScope ?? 'home',
     statusSubresource: k.statusSubresource ?? true,
+    writable: true,
   };
 }
 
@@ -109,6 +116,16 @@ export function podToResource(obj: KubeObject): Resource<PodSpec> {
   return { apiVersion: 'v1', kind: 'Pod', metadata: objectMeta(obj.metadata), spec: { nodeName: spec.nodeName ?? '', podIP } };
 }
 
+/** A Secret as weft sees it: its data (base64 values). */
+export function secretToResource(obj: KubeObject): Resource<SecretSpec> {
+  return { apiVersion: 'v1', kind: 'Secret', metadata: objectMeta(obj.metadata), spec: { data: { ...((obj.data ?? {}) as Record<string, string>) } } };
+}
+
+function secretBody(spec: unknown): Record<string, unknown> {
+  const data = (spec as Partial<SecretSpec> | null)?.data;
+  return data === undefined ? {} : { data };
+}
+
 export const WEFT_KINDS: readonly KindMapping[] = [
   customKind({ kind: Kinds.ClusterNetwork, group: WEFT_GROUP, version: WEFT_VERSION, plural: 'clusternetworks', namespaced: false }),
   customKind({ kind: Kinds.Peering, group: WEFT_GROUP, version: WEFT_VERSION, plural: 'peerings', namespaced: true }),
@@ -123,7 +140,8 @@ export const WEFT_KINDS: readonly KindMapping[] = [
     namespaced: false,
     listScope: 'all',
     statusSubresource: true,
-    readOnly: { toResource: nodeToResource },
+    writable: false,
+    convert: { toResource: nodeToResource },
   },
   {
     kind: Kinds.Pod,
@@ -134,7 +152,20 @@ export const WEFT_KINDS: readonly KindMapping[] = [
     namespaced: true,
     listScope: 'all',
     statusSubresource: true,
-    readOnly: { toResource: podToResource },
+    writable: false,
+    convert: { toResource: podToResource },
+  },
+  {
+    kind: Kinds.Secret,
+    apiVersion: 'v1',
+    group: '',
+    version: 'v1',
+    plural: 'secrets',
+    namespaced: true,
+    listScope: 'home',
+    statusSubresource: false,
+    writable: true,
+    convert: { toResource: secretToResource, toBody: secretBody },
   },
 ];
 

@@ -1,6 +1,6 @@
 // The Store on the Kubernetes API (@kubernetes/client-node): weft's kinds are custom resources
-// (src/k8s/kinds.ts), Nodes and Pods are the cluster's own, read-only. The mapping of the Store
-// contract (src/store/types.ts) onto the API:
+// (src/k8s/kinds.ts), Nodes and Pods are the cluster's own, read-only, Secrets are core/v1 (their
+// data is the spec). The mapping of the Store contract (src/store/types.ts) onto the API:
 //
 //   get / list     GET; NotFound is `undefined` for get. A list without a namespace looks in the
 //                  store's namespace (every namespace for Pods); '' means every namespace.
@@ -16,8 +16,8 @@
 //                  conflict when none was given): status is replaced, nothing else changes.
 //   delete         DELETE; finalizers make it a deletionTimestamp until they are gone.
 //   watch          HTTP watch with bookmarks from the given resourceVersion ('0': the current
-//                  objects as ADDED first); a stream the server ends is resumed from the last
-//                  version seen; 410 Gone (as an ERROR event or a status) ends it with a 'Gone'
+//                  objects as ADDED first); a stream that ends (server timeout, client-node's 30 s
+//                  quiet timeout) is resumed from the last version seen; 410 Gone (as an ERROR event or a status) ends it with a 'Gone'
 //                  StoreError, as does a consumer that leaves more than watchBufferLimit events
 //                  unread. Any other failure ends it with that error (the informer backs off and
 //                  re-lists).
@@ -55,6 +55,13 @@ interface Location {
   namespace: string | undefined;
   /** A namespace was given for a cluster-scoped kind: nothing of this kind can be there. */
   nowhere: boolean;
+}
+
+interface CoreOps {
+  read(namespace: string | undefined, name: string): Promise<unknown>;
+  list(namespace: string | undefined, labelSelector: string | undefined): Promise<unknown>;
+  apply(namespace: string | undefined, name: string, body: unknown, fieldManager: string, force: boolean): Promise<unknown>;
+  remove(namespace: string | undefined, name: string): Promise<unknown>;
 }
 
 interface StatusBody {
@@ -171,10 +178,7 @@ export class KubernetesStore implements Store {
     }
     const { m, namespace } = loc;
     const list = (await this.#call(() => {
-      if (m.kind === 'Node' && m.group === '') return this.#core.listNode({ labelSelector });
-      if (m.kind === 'Pod' && m.group === '') {
-        return namespace === undefined ? this.#core.listPodForAllNamespaces({ labelSelector }) : this.#core.listNamespacedPod({ namespace, labelSelector });
-      }
+      if (m.group === '') return this.#coreOps(m).list(namespace, labelSelector);
       const base = { group: m.group, version: m.version, labelSelector };
       if (!m.namespaced) return this.#custom.listClusterCustomObject({ ...base, plural: m.plural });
       if (namespace === undefined) return this.#custom.listCustomObjectForAllNamespaces({ ...base, resourcePlural: m.plural });
@@ -208,7 +212,7 @@ export class KubernetesStore implements Store {
     await this.#ready();
     const input = validateApply(obj, NO_VALIDATORS);
     const m = this.#mapping(input.kind);
-    if (m.readOnly) {
+    if (!m.writable) {
       const reason = `${m.kind} objects are the cluster's own (${m.group || 'core'}/${m.version} ${m.plural}): weft reads them and never writes them`;
       throw new StoreError('Invalid', reason, `${m.kind} "${input.name}" is invalid: ${reason}`);
     }
@@ -261,9 +265,11 @@ export class KubernetesStore implements Store {
         }
       }
       if (precondition !== undefined) metadata.resourceVersion = precondition;
-      const body = { apiVersion: m.apiVersion, kind: m.kind, metadata, spec: input.spec };
+      const fields = m.convert?.toBody ? m.convert.toBody(input.spec) : { spec: input.spec };
+      const body = { apiVersion: m.apiVersion, kind: m.kind, metadata, ...fields };
       try {
         const raw = (await this.#call(() => {
+          if (m.group === '') return this.#coreOps(m).apply(loc.namespace, input.name, body, this.fieldManager, this.#force);
           const base = { group: m.group, version: m.version, plural: m.plural, name: input.name, body, fieldManager: this.fieldManager, force: this.#force };
           return loc.namespace === undefined ? this.#custom.patchClusterCustomObject(base, APPLY) : this.#custom.patchNamespacedCustomObject({ ...base, namespace: loc.namespace }, APPLY);
         })) as KubeObject;
@@ -277,7 +283,7 @@ export class KubernetesStore implements Store {
   async updateStatus<R extends Resource>(kind: string, name: string, status: unknown, opts: { namespace?: string; resourceVersion?: string } = {}): Promise<R> {
     await this.#ready();
     const m = this.#mapping(kind);
-    if (m.readOnly) throw new StoreError('Invalid', `${m.kind} objects are the cluster's own: weft never writes their status`);
+    if (!m.writable || !m.statusSubresource || m.group === '') throw new StoreError('Invalid', `${m.kind}: weft never writes the status of ${m.plural}`);
     const data = status === undefined ? undefined : toJsonData(status, 'status');
     const loc = this.#locate(kind, opts.namespace, 'object');
     if (loc.nowhere) throw new StoreError('NotFound', `${m.kind} "${name}" not found (${m.kind} is cluster-scoped)`);
@@ -308,10 +314,11 @@ export class KubernetesStore implements Store {
   async delete(kind: string, name: string, opts: { namespace?: string } = {}): Promise<void> {
     await this.#ready();
     const m = this.#mapping(kind);
-    if (m.readOnly) throw new StoreError('Invalid', `${m.kind} objects are the cluster's own: weft never deletes them`);
+    if (!m.writable) throw new StoreError('Invalid', `${m.kind} objects are the cluster's own: weft never deletes them`);
     const loc = this.#locate(kind, opts.namespace, 'object');
     if (loc.nowhere) throw new StoreError('NotFound', `${m.kind} "${name}" not found (${m.kind} is cluster-scoped)`);
     await this.#call(() => {
+      if (m.group === '') return this.#coreOps(m).remove(loc.namespace, name);
       const base = { group: m.group, version: m.version, plural: m.plural, name };
       return loc.namespace === undefined ? this.#custom.deleteClusterCustomObject(base) : this.#custom.deleteNamespacedCustomObject({ ...base, namespace: loc.namespace });
     });
@@ -357,8 +364,7 @@ export class KubernetesStore implements Store {
     const { m, namespace } = loc;
     try {
       return (await this.#call(() => {
-        if (m.kind === 'Node' && m.group === '') return this.#core.readNode({ name });
-        if (m.kind === 'Pod' && m.group === '') return this.#core.readNamespacedPod({ name, namespace: namespace ?? this.namespace });
+        if (m.group === '') return this.#coreOps(m).read(namespace, name);
         const base = { group: m.group, version: m.version, plural: m.plural, name };
         return namespace === undefined ? this.#custom.getClusterCustomObject(base) : this.#custom.getNamespacedCustomObject({ ...base, namespace });
       })) as KubeObject;
@@ -376,8 +382,35 @@ export class KubernetesStore implements Store {
     }
   }
 
+  /** The core/v1 kinds weft uses, through the typed client. */
+  #coreOps(m: KindMapping): CoreOps {
+    const core = this.#core;
+    const unsupported = (what: string) => () => Promise.reject(new StoreError('Invalid', `${m.kind}: ${what} is not something weft does with ${m.plural}`));
+    const ns = (n: string | undefined) => n ?? this.namespace;
+    switch (m.plural) {
+      case 'nodes':
+        return { read: (_n, name) => core.readNode({ name }), list: (_n, labelSelector) => core.listNode({ labelSelector }), apply: unsupported('apply'), remove: unsupported('delete') };
+      case 'pods':
+        return {
+          read: (n, name) => core.readNamespacedPod({ name, namespace: ns(n) }),
+          list: (n, labelSelector) => (n === undefined ? core.listPodForAllNamespaces({ labelSelector }) : core.listNamespacedPod({ namespace: n, labelSelector })),
+          apply: unsupported('apply'),
+          remove: unsupported('delete'),
+        };
+      case 'secrets':
+        return {
+          read: (n, name) => core.readNamespacedSecret({ name, namespace: ns(n) }),
+          list: (n, labelSelector) => (n === undefined ? core.listSecretForAllNamespaces({ labelSelector }) : core.listNamespacedSecret({ namespace: n, labelSelector })),
+          apply: (n, name, body, fieldManager, force) => core.patchNamespacedSecret({ name, namespace: ns(n), body, fieldManager, force }, APPLY),
+          remove: (n, name) => core.deleteNamespacedSecret({ name, namespace: ns(n) }),
+        };
+      default:
+        throw new StoreError('Invalid', `${m.kind}: core/v1 ${m.plural} are not served by this store`);
+    }
+  }
+
   #toResource(m: KindMapping, raw: KubeObject): Resource {
-    if (m.readOnly) return m.readOnly.toResource(raw);
+    if (m.convert) return m.convert.toResource(raw);
     const r: Resource = { apiVersion: raw.apiVersion ?? m.apiVersion, kind: raw.kind ?? m.kind, metadata: objectMeta(raw.metadata), spec: raw.spec };
     if (raw.status !== undefined && raw.status !== null) r.status = raw.status;
     return r;
@@ -452,6 +485,7 @@ class ApiWatch<R> implements Watch<R> {
     if (this.#ended || this.#o.path === undefined) return;
     const startedAt = Date.now();
     let failed = false;
+    let established = false;
     try {
       this.#controller = await this.#o.watch.watch(
         this.#o.path,
@@ -461,17 +495,22 @@ class ApiWatch<R> implements Watch<R> {
         },
         (err: unknown) => {
           if (this.#ended || failed) return;
-          if (err) {
+          // client-node gives up on a stream that has been quiet for 30 s (TimeoutError); API
+          // servers send bookmarks about once a minute, so a quiet watch ends that way: resume it.
+          const quiet = established && (err as { name?: string } | null)?.name === 'TimeoutError';
+          if (err && !quiet) {
             failed = true;
             this.#fail(toStoreError(err));
             return;
           }
-          // The server ended the stream (a watch timeout, a restart): resume where it stopped.
+          // The stream ended (a server-side watch timeout, a restart, a quiet spell): resume where it stopped.
+          // Back off only when the server keeps ending streams at once.
           this.#quickEnds = Date.now() - startedAt < 1000 ? this.#quickEnds + 1 : 0;
-          const delay = this.#quickEnds === 0 ? 0 : Math.min(100 * 2 ** this.#quickEnds, 5000);
+          const delay = this.#quickEnds < 2 ? 0 : Math.min(100 * 2 ** (this.#quickEnds - 1), 5000);
           setTimeout(() => void this.#connect(), delay);
         },
       );
+      established = true;
       if (this.#ended) this.#controller.abort();
     } catch (err) {
       if (!this.#ended) this.#fail(toStoreError(err));

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { API_VERSION, Kinds, type ClusterNetworkSpec, type PeeringSpec, type PeeringStatus } from '../control/resources.ts';
-import { peerClusters, unpeerClusters, type ClusterHandle } from '../control/peering.ts';
+import { peerClusters, unpeerClusters, waitPeeringConnected, type ClusterHandle } from '../control/peering.ts';
 import { FileStore } from '../store/index.ts';
 import { translate } from '../ipam/index.ts';
 import type { Resource, Store } from '../store/types.ts';
@@ -123,17 +123,7 @@ export function unpeer(stateDir: string, a: string, b: string): Promise<void> {
 
 /** Wait until the peering between a and b is Connected on both sides (or fail with the reason). */
 export function waitConnected(stateDir: string, a: string, b: string, timeoutMs = 20_000): Promise<void> {
-  return withClusters(stateDir, [a, b], async ([ha, hb]) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const [pa, pb] = await Promise.all([ha!.store.get<Resource<PeeringSpec, PeeringStatus>>(Kinds.Peering, b), hb!.store.get<Resource<PeeringSpec, PeeringStatus>>(Kinds.Peering, a)]);
-      if (pa?.status?.phase === 'Connected' && pb?.status?.phase === 'Connected') return;
-      if (Date.now() > deadline) {
-        throw new Error(`peering ${a}↔${b} not connected after ${timeoutMs} ms: ${a}: ${pa?.status?.phase ?? 'absent'} ${pa?.status?.message ?? ''}; ${b}: ${pb?.status?.phase ?? 'absent'} ${pb?.status?.message ?? ''}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  });
+  return withClusters(stateDir, [a, b], ([ha, hb]) => waitPeeringConnected(ha!, hb!, timeoutMs));
 }
 
 export interface FabricOptions {

@@ -8,6 +8,13 @@
 // Served: core/v1 nodes, pods, secrets, events; coordination.k8s.io/v1 leases; weft's custom
 // resources from deploy/crds/*.yaml (their CEL rules through the twins in src/k8s/crds.ts) and any
 // CRDs passed in. Discovery (/api, /apis, /api/v1, /apis/<g>/<v>, /version) as far as clients need.
+//
+// Not modelled: namespaces as objects (any namespace exists), RBAC (one bearer token), admission,
+// garbage collection (ownerReferences, propagationPolicy), deletecollection, pagination
+// (limit/continue), watch-list (sendInitialEvents), dryRun, waiting for a future resourceVersion
+// (a watch from one just starts there), conversion between versions of a CRD, defaulting of
+// built-in types, granular ownership inside map-lists (x-kubernetes-list-type: map lists are atomic
+// to apply here; sets and maps are granular), and strategic merge patch (a merge patch stands in).
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -278,7 +285,9 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     if (q.get('dryRun')) throw errors.badRequest('dryRun is not supported by the fake API server');
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
     const body = method === 'GET' ? undefined : parseBody(await readBody(req), contentType);
-    const w = { manager: managerOf(url, req), subresource: r.subresource, force: q.get('force') === 'true', fieldValidation: q.get('fieldValidation') ?? undefined };
+    // Apply requests must name their manager; other writes default to the client's user agent.
+    const manager = contentType === 'application/apply-patch+yaml' ? (q.get('fieldManager') ?? '') : managerOf(url, req);
+    const w = { manager, subresource: r.subresource, force: q.get('force') === 'true', fieldValidation: q.get('fieldValidation') ?? undefined };
     const { rt, namespace, name } = r;
 
     if (name === undefined) {

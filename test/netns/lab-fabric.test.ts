@@ -285,6 +285,43 @@ describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
     assert.equal((await inNs(cluster('a').pods[0]!.namespace, ['ping', '-c', '1', '-W', '2', target], true)).code, 0);
   });
 
+  test('weft peer/unpeer across two stores, and the declarative path: weft announce manifests exchanged and applied', async () => {
+    const { default: YAML } = await import('yaml');
+    const storeOf = (c: string) => path.join(stateDir, 'clusters', c, 'store');
+    const cli = (...args: string[]) => run(weft, args, { timeoutMs: 60_000 });
+    const pingBC = async () => (await inNs(cluster('b').pods[0]!.namespace, ['ping', '-c', '1', '-W', '2', seenFrom('b', 'c', cluster('c').pods[0]!.ip)], true)).code;
+    assert.match((await cli('unpeer', '--store', storeOf('b'), '--remote-store', storeOf('c'))).stdout, /unpeered/);
+    st = await status();
+    assert.ok(!st.peerings.some((p) => p.local === 'b' && p.remote === 'c'));
+    assert.match((await cli('peer', '--store', storeOf('b'), '--remote-store', storeOf('c'))).stdout, /peered, connected,/);
+    st = await status();
+    assert.equal(await pingBC(), 0);
+    await cli('unpeer', '--store', storeOf('b'), '--remote-store', storeOf('c'));
+    // Declarative: each side prints a manifest, the other applies it; a second round carries ports.
+    const exchange = async () => {
+      const forC = YAML.parse((await cli('announce', '--store', storeOf('b'), '--remote-id', 'c')).stdout);
+      const forB = YAML.parse((await cli('announce', '--store', storeOf('c'), '--remote-id', 'b')).stdout);
+      assert.equal(forC.kind, 'Peering');
+      assert.equal(forC.metadata.name, 'b');
+      for (const [c, m] of [['c', forC], ['b', forB]] as const) {
+        const h = clusterHandle(stateDir, c);
+        try {
+          await h.store.apply({ kind: m.kind, apiVersion: m.apiVersion, metadata: { name: m.metadata.name }, spec: m.spec });
+        } finally {
+          await h.store.close();
+        }
+      }
+      return [forC.spec.remoteEndpoint.port, forB.spec.remoteEndpoint.port];
+    };
+    assert.deepEqual(await exchange(), [0, 0], 'first round: no tunnel ports allocated yet');
+    await sleep(1500); // both controllers accept, both gateways listen
+    const ports = await exchange();
+    assert.ok(ports.every((p) => p > 0), `second round carries the ports: ${ports}`);
+    await waitConnected(stateDir, 'b', 'c', 20_000);
+    st = await status();
+    assert.equal(await pingBC(), 0);
+  });
+
   test('unpeer a b removes every route, rule, nft table and tunnel of that peering on both sides', async () => {
     const before = { a: remap('a', 'b'), b: remap('b', 'a') };
     await lab('unpeer', 'a', 'b');

@@ -292,6 +292,7 @@ export function serverSideApply(a: ApplyArgs): Obj {
     const mine = lookup(a.config, p);
     const theirs = lookup(base, p);
     if (theirs.found && canonicalJson(theirs.value) === canonicalJson(mine.value)) continue; // same value: shared
+    if (theirs.found && isObject(theirs.value) && isObject(mine.value)) continue; // an (empty) object merges: no value of theirs changes
     for (const o of owners) {
       if (o === me) continue;
       for (const f of o.fields) {
@@ -307,13 +308,16 @@ export function serverSideApply(a: ApplyArgs): Obj {
   const result = base;
   for (const k of applied) {
     const p = unkey(k);
-    assign(result, p, lookup(a.config, p).value);
+    const value = lookup(a.config, p).value;
+    if (isObject(value) && isObject(lookup(result, p).value)) continue; // an empty object merges into what is there
+    assign(result, p, value);
   }
   me.fields = applied;
   const ownedByAnyone = (p: Path) => owners.some((o) => o.fields.has(key(p)));
   for (const k of before) {
     if (applied.has(k)) continue;
     const p = unkey(k);
+    if (lookup(a.config, p).found) continue; // still applied, now as the parent of applied fields
     const kept = owners.some((o) => o !== me && [...o.fields].some((f) => overlaps(unkey(f), p)));
     if (!kept) remove(result, p, ownedByAnyone);
   }

@@ -358,7 +358,7 @@ export class Storage {
     if (rt.generation) mm.generation = Number(mm.generation ?? 0) + 1;
     mm.resourceVersion = String(++this.#revision);
     this.#bucket(rt).set(key, marked);
-    this.#record(rt, key, 'MODIFIED', marked, existing);
+    this.#record(rt, 'MODIFIED', marked, existing);
     return this.#present(rt, marked);
   }
 
@@ -443,7 +443,6 @@ export class Storage {
 
   #finish(rt: ResourceType, existing: Obj | undefined, candidate: Obj, o: WriteOptions, warnings: string[] = []): WriteResult {
     let obj = candidate;
-    void o;
     const m = metaOf(obj);
     normalizeMeta(m);
     dropMissingOwnership(obj);
@@ -472,7 +471,7 @@ export class Storage {
       if (this.#bucket(rt).has(key)) throw errors.alreadyExists(rt, name);
       m.resourceVersion = String(++this.#revision);
       this.#bucket(rt).set(key, obj);
-      this.#record(rt, key, 'ADDED', obj, undefined);
+      this.#record(rt, 'ADDED', obj, undefined);
       return { object: this.#present(rt, obj), warnings, created: true };
     }
 
@@ -483,7 +482,7 @@ export class Storage {
     const key = `${this.#nsOf(rt, em.namespace as string | undefined)}/${name}`;
     m.resourceVersion = String(++this.#revision);
     this.#bucket(rt).set(key, obj);
-    this.#record(rt, key, 'MODIFIED', obj, existing);
+    this.#record(rt, 'MODIFIED', obj, existing);
     const finalizers = (m.finalizers as string[] | undefined) ?? [];
     if (m.deletionTimestamp !== undefined && finalizers.length === 0) obj = this.#remove(rt, key, obj);
     return { object: this.#present(rt, obj), warnings, created: false };
@@ -493,16 +492,15 @@ export class Storage {
     const gone = structuredClone(existing);
     metaOf(gone).resourceVersion = String(++this.#revision);
     this.#bucket(rt).delete(key);
-    this.#record(rt, key, 'DELETED', gone, existing);
+    this.#record(rt, 'DELETED', gone, existing);
     return gone;
   }
 
   // -------------------------------------------------------------------------------------------
   // History and watches
 
-  #record(rt: ResourceType, key: string, type: EventType, object: Obj, prev: Obj | undefined): void {
+  #record(rt: ResourceType, type: EventType, object: Obj, prev: Obj | undefined): void {
     const entry: HistoryEntry = { rv: this.#revision, key: storageKey(rt), type, object, prev };
-    void key;
     this.#history.push(entry);
     while (this.#history.length > this.#historyLimit) this.#compactedRv = this.#history.shift()!.rv;
     for (const w of [...this.#watchers]) {

@@ -1,0 +1,197 @@
+// The real peering controller (src/control/controller.ts) on the Kubernetes store, against the
+// in-process API server serving deploy/crds: a ClusterNetwork and a Peering become a FabricPeer
+// with remaps; a Peering the controller refuses gets phase Error with the reason; one the CRD
+// schema refuses never gets in (422 with the server's reason); deleting a Peering (held by the
+// controller's finalizer) tears its FabricPeer down, then lets the Peering go.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubernetesStore } from '../../src/k8s/store.ts';
+import { PeeringController, FINALIZER } from '../../src/control/controller.ts';
+import { API_VERSION, Kinds, type ClusterNetworkSpec, type FabricPeerSpec, type IpamStateSpec, type PeeringSpec, type PeeringStatus } from '../../src/control/resources.ts';
+import { isStoreError, type Resource, type WatchEvent } from '../../src/store/types.ts';
+import { generatePrivateKey, publicKeyOf } from '../../src/wireguard/crypto.ts';
+import { silentLogger, createLogger } from '../../src/log.ts';
+import { startFakeApiServer, type FakeApiServer } from './apiserver.ts';
+
+const servers: FakeApiServer[] = [];
+after(async () => {
+  for (const s of servers) await s.close();
+});
+
+const key = () => Buffer.from(publicKeyOf(generatePrivateKey())).toString('base64');
+
+const clusterSpec: ClusterNetworkSpec = {
+  clusterId: 'a',
+  podCIDR: '10.0.0.0/16',
+  serviceCIDR: '10.96.0.0/12',
+  nodeCIDRs: ['192.168.100.0/24'],
+  fabricCIDR: '100.126.0.0/16',
+  vxlanId: 4242,
+  vxlanPort: 4789,
+  gatewayEndpoint: { host: '203.0.113.1', port: 0 },
+  gatewayNodeIP: '192.168.100.254',
+  underlayMtu: 1500,
+  wanMtu: 1500,
+};
+
+function remote(id: string, extra: Partial<PeeringSpec> = {}): PeeringSpec {
+  return {
+    remoteClusterId: id,
+    remotePodCIDR: '10.0.0.0/16',
+    remoteExternalCIDR: '10.1.0.0/24',
+    remoteNodeCIDRs: ['192.168.100.0/24'],
+    remoteEndpoint: { host: '203.0.113.9', port: 51820 },
+    remotePublicKey: key(),
+    remoteGatewayNodeIP: '192.168.100.254',
+    ...extra,
+  };
+}
+
+type Peering = Resource<PeeringSpec, PeeringStatus>;
+
+async function until<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function setup() {
+  const server = await startFakeApiServer({ bookmarkIntervalMs: 1000 });
+  servers.push(server);
+  const kc = new KubeConfig();
+  kc.loadFromFile(server.kubeconfig);
+  // One store per component, each with its own field manager, as the deployments have them.
+  const cli = new KubernetesStore({ kubeConfig: kc, fieldManager: 'weft-cli' });
+  const gateway = new KubernetesStore({ kubeConfig: kc, fieldManager: 'weft-gateway' });
+  const store = new KubernetesStore({ kubeConfig: kc, fieldManager: 'weft-controller' });
+  await cli.apply({ kind: Kinds.ClusterNetwork, apiVersion: API_VERSION, metadata: { name: 'local' }, spec: clusterSpec });
+  const ownKey = key();
+  await gateway.updateStatus(Kinds.ClusterNetwork, 'local', { gatewayPublicKey: ownKey });
+  const controller = new PeeringController(store, { log: process.env.WEFT_TEST_LOG ? createLogger("verbose", "controller: ") : silentLogger, interfacePrefix: 'wg-a', resyncMs: 60_000 });
+  const peer = (name: string, spec: PeeringSpec) => cli.apply<Peering>({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name }, spec });
+  return { server, cli, store, controller, peer, ownKey, close: async () => {
+    await controller.stop();
+    for (const s of [cli, gateway, store]) await s.close();
+  } };
+}
+
+describe('PeeringController on the Kubernetes store', { timeout: 60_000 }, () => {
+  it('turns a Peering into a FabricPeer with remaps, refuses a bad one with a reason, tears down on delete', async (t) => {
+    const { server, cli, store, controller, peer, close } = await setup();
+    t.after(close);
+    controller.start();
+
+    // The cluster's own description gets its external CIDR.
+    const cn = await until('ClusterNetwork external CIDR', async () => {
+      const status = (await cli.get<Resource<ClusterNetworkSpec, { externalCIDR?: string; gatewayPublicKey?: string }>>(Kinds.ClusterNetwork, 'local'))?.status;
+      return status?.externalCIDR ? status : undefined;
+    });
+    assert.match(cn.externalCIDR ?? '', /^\d+\.\d+\.\d+\.\d+\/24$/);
+    assert.ok(cn.gatewayPublicKey, 'the controller merged its status with the gateway’s');
+
+    await peer('b', remote('b'));
+    const fp = await until('FabricPeer b', () => store.get<Resource<FabricPeerSpec>>(Kinds.FabricPeer, 'b'));
+    assert.equal(fp.metadata.namespace, 'weft-system');
+    assert.equal(fp.spec.remotePodCIDR, '10.0.0.0/16');
+    assert.notEqual(fp.spec.podCIDRRemap, '10.0.0.0/16', 'overlapping pod CIDR remapped');
+    assert.match(fp.spec.podCIDRRemap, /^\d+\.\d+\.\d+\.\d+\/16$/);
+    assert.equal(fp.spec.interfaceName, 'wg-ab');
+    assert.equal(fp.spec.listenPort, 51820);
+    const b = await until('Peering b status', async () => {
+      const p = await cli.get<Peering>(Kinds.Peering, 'b');
+      return p?.status?.podCIDRRemap ? p : undefined;
+    });
+    assert.equal(b.status!.podCIDRRemap, fp.spec.podCIDRRemap);
+    assert.equal(b.status!.phase, 'Connecting');
+    assert.deepEqual(b.metadata.finalizers, [FINALIZER]);
+    const ipam = await until('IpamState', () => store.get<Resource<IpamStateSpec>>(Kinds.IpamState, 'local'));
+    assert.ok(ipam.spec.snapshot, 'IPAM decisions persisted');
+
+    // Who owns what: the CLI the spec it applied, the controller its finalizer (and, having
+    // re-applied the spec it read, a share of the spec), the controller the status it wrote.
+    const raw = server.getObject('peerings', 'b', 'weft-system')!;
+    const managed = (raw.metadata as { managedFields: { manager: string; operation: string; subresource?: string; fieldsV1: Record<string, Record<string, unknown>> }[] }).managedFields;
+    const entry = (manager: string, op: string, sub?: string) => managed.find((m) => m.manager === manager && m.operation === op && m.subresource === sub);
+    assert.ok(entry('weft-cli', 'Apply')?.fieldsV1['f:spec'], 'weft-cli applied the spec');
+    assert.ok(entry('weft-controller', 'Apply')?.fieldsV1['f:metadata']?.['f:finalizers'], 'weft-controller applied the finalizer');
+    assert.ok(entry('weft-controller', 'Update', 'status')?.fieldsV1['f:status'], 'weft-controller wrote status through /status');
+
+    // A Peering the controller refuses: a cluster cannot peer with itself.
+    await peer('a', remote('a'));
+    const bad = await until('Peering a refused', async () => {
+      const p = await cli.get<Peering>(Kinds.Peering, 'a');
+      return p?.status?.phase === 'Error' ? p : undefined;
+    });
+    assert.equal(bad.status!.reason, 'InvalidPeering');
+    assert.match(bad.status!.message ?? '', /remoteClusterId a is this cluster's own id/);
+    assert.equal(await store.get(Kinds.FabricPeer, 'a'), undefined, 'nothing reaches the data plane');
+
+    // A Peering the CRD schema refuses is not stored at all.
+    await assert.rejects(peer('c', remote('c', { remotePodCIDR: '10.0.0.1/16' })), (err) => {
+      assert.ok(isStoreError(err, 'Invalid'), String(err));
+      assert.match(err.reason, /spec\.remotePodCIDR/);
+      return true;
+    });
+    await assert.rejects(peer('d', remote('e')), (err) => isStoreError(err, 'Invalid') && /named after the remote cluster/.test(err.reason));
+    assert.equal(await cli.get(Kinds.Peering, 'c'), undefined);
+
+    // Deleting b: the finalizer holds it until the controller tore the FabricPeer down.
+    const { resourceVersion } = await store.list(Kinds.Peering);
+    const seen: { kind: string; type: string; rv: number }[] = [];
+    const follow = async (kind: string) => {
+      const w = store.watch<Resource>(kind, { resourceVersion });
+      t.after(() => w.stop());
+      for await (const ev of w.events as AsyncIterable<WatchEvent<Resource>>) {
+        if (ev.type === 'BOOKMARK' || ev.object.metadata.name !== 'b') continue;
+        seen.push({ kind, type: ev.type, rv: Number(ev.object.metadata.resourceVersion) });
+        if (ev.type === 'DELETED') return;
+      }
+    };
+    const watched = Promise.all([follow(Kinds.Peering), follow(Kinds.FabricPeer)]);
+    await cli.delete(Kinds.Peering, 'b');
+    const terminating = await cli.get<Peering>(Kinds.Peering, 'b');
+    assert.ok(terminating?.metadata.deletionTimestamp, 'held by the finalizer');
+    await until('Peering b gone', async () => (await cli.get(Kinds.Peering, 'b')) === undefined);
+    assert.equal(await store.get(Kinds.FabricPeer, 'b'), undefined, 'FabricPeer torn down');
+    await watched;
+    const fabricGone = seen.find((e) => e.kind === Kinds.FabricPeer && e.type === 'DELETED')!;
+    const peeringGone = seen.find((e) => e.kind === Kinds.Peering && e.type === 'DELETED')!;
+    assert.ok(fabricGone.rv < peeringGone.rv, `FabricPeer deleted (rv ${fabricGone.rv}) before the Peering let go (rv ${peeringGone.rv})`);
+    const ipamAfter = (await store.get<Resource<{ snapshot: { peers?: Record<string, unknown> } }>>(Kinds.IpamState, 'local'))!;
+    assert.ok(!JSON.stringify(ipamAfter.spec.snapshot).includes('"b"'), 'b’s remaps released');
+  });
+
+  it('picks up Peerings written while it was down and survives a watch expiring (410 Gone)', async (t) => {
+    const { server, store, controller, peer, close } = await setup();
+    t.after(close);
+    await peer('b', remote('b'));
+    controller.start();
+    await until('FabricPeer b', () => store.get(Kinds.FabricPeer, 'b'));
+    // History compacted and watches cut: the informer must re-list to see c.
+    server.compactHistory();
+    server.closeWatches();
+    await peer('c', remote('c', { remotePodCIDR: '10.2.0.0/16', remoteExternalCIDR: '10.3.0.0/24' }));
+    const c = await until('FabricPeer c', () => store.get<Resource<FabricPeerSpec>>(Kinds.FabricPeer, 'c'));
+    assert.equal(c.spec.listenPort, 51821);
+  });
+
+  it(
+    'a remote re-announcing its node CIDRs replaces them',
+    { todo: 'the controller re-applies the Peering spec it read when it adds/removes its finalizer, so it co-owns every spec field under server-side apply: set members the CLI later drops stay (found with the fake; see the report)' },
+    async (t) => {
+      const { cli, store, controller, peer, close } = await setup();
+      t.after(close);
+      controller.start();
+      await peer('b', remote('b', { remoteNodeCIDRs: ['192.168.100.0/24'] }));
+      await until('finalizer on b', async () => (await store.get(Kinds.Peering, 'b'))?.metadata.finalizers?.includes(FINALIZER));
+      const spec = (await cli.get<Peering>(Kinds.Peering, 'b'))!.spec;
+      const after = await peer('b', { ...spec, remoteNodeCIDRs: ['192.168.200.0/24'] });
+      assert.deepEqual(after.spec.remoteNodeCIDRs, ['192.168.200.0/24']);
+    },
+  );
+});
