@@ -7,7 +7,9 @@ import { openStore } from './stores.ts';
 import { PeeringController } from '../control/controller.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { NodeAgent, deviceWithAddress } from '../fabric/agent.ts';
-import { Kinds, type ClusterNetworkSpec } from '../control/resources.ts';
+import { Kinds, type ClusterNetworkSpec, type NodeSpec } from '../control/resources.ts';
+import { LeaderElector } from '../k8s/leader.ts';
+import os from 'node:os';
 import type { Resource } from '../store/types.ts';
 import { createLogger, parseLogLevel } from '../log.ts';
 import { WeftMetrics } from '../observe/metrics.ts';
@@ -28,6 +30,7 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
       'interface-prefix': { type: 'string' },
       'metrics-port': { type: 'string' },
       'max-peerings': { type: 'string' },
+      'leader-elect': { type: 'boolean' },
     },
   });
   const metricsPort = values['metrics-port'] === undefined ? 9090 : Number(values['metrics-port']);
@@ -56,13 +59,51 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
       break;
     }
     case 'gateway': {
-      if (!values.key) throw new Error('weft gateway: --key FILE is required (the WireGuard private key, created if missing)');
+      const keyFile = values.key ?? (opened.kubernetes ? '/etc/weft/gateway/privatekey' : undefined);
+      if (!keyFile) throw new Error('weft gateway: --key FILE is required (the WireGuard private key, created if missing)');
       const cluster = await waitFor(store, log);
-      const g = new Gateway(store, { log, metrics, keyFile: values.key, underlayDev: await deviceWithAddress(cluster.spec.gatewayNodeIP) });
-      await g.start();
-      stop = () => g.stop();
-      readiness = { ready: () => g.reconciledOnce, detail: () => (g.reconciledOnce ? 'gateway programmed' : 'waiting for the cluster description') };
+      // On Kubernetes each replica runs on its own node (host network): that node is the gateway
+      // node while this replica holds the Lease.
+      const nodeName = values.node ?? process.env.NODE_NAME;
+      const nodeIP = nodeName ? (await store.get<Resource<NodeSpec>>(Kinds.Node, nodeName))?.spec.internalIP : undefined;
+      if (nodeName && !nodeIP) throw new Error(`weft gateway: node ${nodeName} has no InternalIP`);
+      const g = new Gateway(store, { log, metrics, keyFile, underlayDev: await deviceWithAddress(nodeIP ?? cluster.spec.gatewayNodeIP), ...(nodeIP ? { nodeIP } : {}) });
       beforeScrape = () => g.exportMetrics(metrics);
+      if (values['leader-elect'] ?? opened.kube !== undefined) {
+        if (!opened.kube) throw new Error('weft gateway: --leader-elect needs the Kubernetes API (a Lease)');
+        const elector = new LeaderElector({
+          kubeConfig: opened.kube.kubeConfig,
+          namespace: opened.kube.namespace,
+          name: process.env.WEFT_LEASE_NAME ?? 'weft-gateway',
+          identity: process.env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
+          ...(process.env.WEFT_LEASE_DURATION_MS ? { leaseDurationMs: Number(process.env.WEFT_LEASE_DURATION_MS) } : {}),
+          log,
+          onStartedLeading: () => {
+            log.verbose('leading: this replica is the active gateway');
+            metrics.leader.set(1);
+            void g.start();
+          },
+          onStoppedLeading: () => {
+            // As client-go's leader election does: stop and exit, to come back as a standby.
+            log.error('lost the gateway Lease; exiting so this replica restarts as a standby');
+            metrics.leader.set(0);
+            void g.stop().finally(() => process.exit(0));
+          },
+        });
+        elector.start();
+        stop = async () => {
+          await elector.stop(); // releases the Lease at once, so the standby takes over now
+          await g.stop();
+        };
+        readiness = {
+          ready: () => elector.isLeader && g.reconciledOnce,
+          detail: () => (elector.isLeader ? (g.reconciledOnce ? 'active gateway, programmed' : 'active gateway, programming') : 'standby (another replica holds the Lease)'),
+        };
+      } else {
+        await g.start();
+        stop = () => g.stop();
+        readiness = { ready: () => g.reconciledOnce, detail: () => (g.reconciledOnce ? 'gateway programmed' : 'waiting for the cluster description') };
+      }
       break;
     }
     case 'agent': {

@@ -19,6 +19,8 @@ export interface OpenedStore {
   /** For messages: "embedded store /x" or "Kubernetes API (in-cluster), namespace weft-system". */
   describe: string;
   kubernetes: boolean;
+  /** The API connection and release namespace when on Kubernetes (leader election uses them). */
+  kube?: { kubeConfig: import('@kubernetes/client-node').KubeConfig; namespace: string };
 }
 
 export function openStore(fieldManager: string, choice: StoreChoice): OpenedStore {
@@ -32,5 +34,6 @@ export function openStore(fieldManager: string, choice: StoreChoice): OpenedStor
     store: new KubernetesStore({ kubeConfig: loaded.kubeConfig, fieldManager, namespace }),
     describe: `Kubernetes API (${loaded.source}), namespace ${namespace}`,
     kubernetes: true,
+    kube: { kubeConfig: loaded.kubeConfig, namespace },
   };
 }

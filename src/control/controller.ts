@@ -113,12 +113,14 @@ export class PeeringController {
       if (p.metadata.deletionTimestamp) {
         await this.teardown(name, fabric.get(name), ipam);
         usedSlots.delete((fabric.get(name)?.spec.listenPort ?? 0) - SLOT_BASE.listenPort);
-        await this.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name, finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) }, spec: p.spec });
+        // Metadata-only applies: the controller must not co-own the spec the peering's author wrote.
+        await this.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name, resourceVersion: p.metadata.resourceVersion, finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) } });
         continue;
       }
       live.add(name);
       if (!(p.metadata.finalizers ?? []).includes(FINALIZER)) {
-        await this.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name, finalizers: [...(p.metadata.finalizers ?? []), FINALIZER] }, spec: p.spec });
+        // With the version read: if the Peering changed meanwhile, Conflict, and the next run retries.
+        await this.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name, resourceVersion: p.metadata.resourceVersion, finalizers: [...(p.metadata.finalizers ?? []), FINALIZER] } });
       }
       const problems = validatePeeringSpec(p.spec, cluster.status?.gatewayPublicKey);
       if (p.spec?.remoteClusterId === cluster.spec.clusterId) problems.push(`remoteClusterId ${p.spec.remoteClusterId} is this cluster's own id`);

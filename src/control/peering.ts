@@ -39,7 +39,7 @@ export async function announcement(c: ClusterHandle, timeoutMs: number): Promise
       remoteNodeCIDRs: cn.spec.nodeCIDRs,
       remoteEndpointHost: cn.spec.gatewayEndpoint.host,
       remotePublicKey: cn.status!.gatewayPublicKey!,
-      remoteGatewayNodeIP: cn.spec.gatewayNodeIP,
+      remoteGatewayNodeIP: cn.status?.gatewayNodeIP ?? cn.spec.gatewayNodeIP,
     },
   };
 }

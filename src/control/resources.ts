@@ -34,6 +34,8 @@ export interface ClusterNetworkStatus {
   /** Allocated once by IPAM: the range that stands for this cluster's node network to remotes. */
   externalCIDR?: string;
   gatewayPublicKey?: string;
+  /** The node of the active gateway replica (it follows the leader Lease); overrides the spec's. */
+  gatewayNodeIP?: string;
   conditions?: Condition[];
 }
 
@@ -146,3 +148,8 @@ export const DEFAULT_PSK_KEY = 'presharedKey';
 
 /** A resource of ours as the store returns it. */
 export type { Resource } from '../store/types.ts';
+
+/** The cluster as the data plane must see it now: the active gateway's node wins over the spec's. */
+export function effectiveCluster(spec: ClusterNetworkSpec, status: ClusterNetworkStatus | undefined): ClusterNetworkSpec {
+  return status?.gatewayNodeIP ? { ...spec, gatewayNodeIP: status.gatewayNodeIP } : spec;
+}

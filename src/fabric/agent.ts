@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { reconcile as reconcileKernel } from '../kernel/index.ts';
 import { inform, type Informer } from '../store/informer.ts';
 import type { Resource, Store } from '../store/types.ts';
-import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec } from '../control/resources.ts';
+import { Kinds, effectiveCluster, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec } from '../control/resources.ts';
 import { planAgent } from './plan.ts';
 import { ReconcileLoop } from '../control/reconcile-loop.ts';
 import { WEFT_OWNERSHIP } from './ownership.ts';
@@ -67,10 +67,11 @@ export class NodeAgent {
     const node = await this.store.get<Resource<NodeSpec>>(Kinds.Node, this.opts.nodeName);
     const externalCIDR = cluster?.status?.externalCIDR;
     if (!cluster || !node || !externalCIDR) return undefined;
-    if (node.spec.internalIP === cluster.spec.gatewayNodeIP) return { changed: 0 }; // the gateway programs its own node
+    const spec = effectiveCluster(cluster.spec, cluster.status);
+    if (node.spec.internalIP === spec.gatewayNodeIP) return { changed: 0 }; // the gateway programs its own node
     const peers = (await this.store.list<Resource<FabricPeerSpec>>(Kinds.FabricPeer)).items.map((f) => f.spec);
     const underlayDev = await deviceWithAddress(node.spec.internalIP);
-    const plan = planAgent({ cluster: cluster.spec, externalCIDR, node: { name: this.opts.nodeName, internalIP: node.spec.internalIP, underlayDev }, peers });
+    const plan = planAgent({ cluster: spec, externalCIDR, node: { name: this.opts.nodeName, internalIP: node.spec.internalIP, underlayDev }, peers });
     const report = await reconcileKernel(plan, { owned: WEFT_OWNERSHIP });
     for (const line of report.changed) this.opts.log.verbose(`kernel: ${line}`);
     for (const line of report.errors) this.opts.log.error(`kernel: ${line}`);

@@ -13,7 +13,7 @@ import type { PeerSet } from '../wireguard/uapi/types.ts';
 import { reconcile as reconcileKernel } from '../kernel/index.ts';
 import { inform, type Informer } from '../store/informer.ts';
 import type { Resource, Store } from '../store/types.ts';
-import { Kinds, type SecretSpec, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec, type PeeringStatus, type PodSpec } from '../control/resources.ts';
+import { Kinds, effectiveCluster, type SecretSpec, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec, type PeeringStatus, type PodSpec } from '../control/resources.ts';
 import { derivePeeringStatus, patchStatus, setCondition } from '../control/status.ts';
 import { presharedKeyFrom } from '../control/validate.ts';
 import { planGateway } from './plan.ts';
@@ -34,6 +34,12 @@ export interface GatewayOptions {
   keyFile: string;
   /** Interface on the node network (the VXLAN fabric's underlay). */
   underlayDev: string;
+  /**
+   * This replica's node IP when it differs per replica (Kubernetes: from NODE_NAME's Node). It is
+   * published as ClusterNetwork status.gatewayNodeIP when this replica becomes active, so nodes
+   * and remotes follow a failover. Unset: the spec's gatewayNodeIP (the lab, a fixed gateway host).
+   */
+  nodeIP?: string;
   resyncMs?: number;
   probeMs?: number;
   metrics?: WeftMetrics;
@@ -78,7 +84,8 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
-    await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({ ...s, gatewayPublicKey: this.publicKey }));
+    const nodeIP = this.opts.nodeIP;
+    await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({ ...s, gatewayPublicKey: this.publicKey, ...(nodeIP ? { gatewayNodeIP: nodeIP } : {}) }));
     this.informer = inform(this.store, [Kinds.ClusterNetwork, Kinds.Node, Kinds.Pod, Kinds.FabricPeer, Kinds.Secret], () => void this.trigger(), {
       onError: (err) => this.opts.log.error(`watch: ${err.message}`),
     });
@@ -112,7 +119,7 @@ export class Gateway {
     const pods = (await this.store.list<Resource<PodSpec>>(Kinds.Pod)).items.map((p) => ({ name: p.metadata.name, nodeName: p.spec.nodeName, podIP: p.spec.podIP }));
     const fabric = (await this.store.list<Resource<FabricPeerSpec>>(Kinds.FabricPeer)).items;
     const peers = fabric.map((f) => f.spec);
-    const plan = planGateway({ cluster: cluster.spec, externalCIDR, nodes, pods, peers, underlayDev: this.opts.underlayDev });
+    const plan = planGateway({ cluster: effectiveCluster(cluster.spec, cluster.status), externalCIDR, nodes, pods, peers, underlayDev: this.opts.underlayDev });
 
     // Tunnels first: the plan's routes point at their interfaces.
     const wanted = new Map(plan.wireguard.map((w) => [w.interfaceName, w]));
@@ -213,9 +220,10 @@ export class Gateway {
   /** Probe every tunnel end to end and record the result on its Peering. */
   private async probeAll(): Promise<void> {
     if (this.stopped) return;
-    const cluster = await this.store.get<Resource<ClusterNetworkSpec>>(Kinds.ClusterNetwork, 'local');
+    const cluster = await this.store.get<Resource<ClusterNetworkSpec, ClusterNetworkStatus>>(Kinds.ClusterNetwork, 'local');
     if (!cluster) return;
-    await Promise.all([...this.tunnels.values()].map((t) => this.probe(t, cluster.spec.gatewayNodeIP).catch((err) => this.opts.log.error(`probe ${t.spec.remoteClusterId}: ${err.message}`))));
+    const source = effectiveCluster(cluster.spec, cluster.status).gatewayNodeIP;
+    await Promise.all([...this.tunnels.values()].map((t) => this.probe(t, source).catch((err) => this.opts.log.error(`probe ${t.spec.remoteClusterId}: ${err.message}`))));
   }
 
   private async probe(t: Tunnel, sourceIP: string): Promise<void> {

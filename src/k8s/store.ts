@@ -47,6 +47,7 @@ export interface KubernetesStoreOptions {
 
 const NO_VALIDATORS: ReadonlyMap<string, KindOptions> = new Map();
 const APPLY = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const CAS_RETRIES = 10;
 
 interface Location {
@@ -221,9 +222,27 @@ export class KubernetesStore implements Store {
       throw new StoreError('Invalid', reason, `${m.kind} "${input.name}" is invalid: ${reason}`);
     }
     const loc = this.#locate(input.kind, input.namespace, 'object');
+    // A metadata-only apply (no spec) is for an existing object; server-side apply would create one.
+    if (input.spec === undefined && !loc.nowhere && !(await this.#getRaw(loc, input.name))) {
+      throw new StoreError('Invalid', 'spec: Required value', `${m.kind} "${input.name}" is invalid: spec: Required value (a metadata-only apply needs an existing object)`);
+    }
     if (loc.nowhere) {
       const reason = `metadata.namespace: Invalid value: ${JSON.stringify(input.namespace)}: ${m.kind} is cluster-scoped`;
       throw new StoreError('Invalid', reason, `${m.kind} "${input.name}" is invalid: ${reason}`);
+    }
+    if (input.spec === undefined && m.group !== '') {
+      // Metadata only: a merge patch (an update operation) owns just the fields it sets. An apply
+      // without spec would make a manager that applied the spec before give it up, and remove it.
+      const patchMeta: Record<string, unknown> = {};
+      if (input.labels) patchMeta.labels = input.labels;
+      if (input.annotations) patchMeta.annotations = input.annotations;
+      if (input.finalizers) patchMeta.finalizers = input.finalizers;
+      if (input.resourceVersion !== undefined) patchMeta.resourceVersion = input.resourceVersion;
+      const base = { group: m.group, version: m.version, plural: m.plural, name: input.name, body: { metadata: patchMeta }, fieldManager: this.fieldManager };
+      const raw = (await this.#call(() =>
+        loc.namespace === undefined ? this.#custom.patchClusterCustomObject(base, MERGE) : this.#custom.patchNamespacedCustomObject({ ...base, namespace: loc.namespace }, MERGE),
+      )) as KubeObject;
+      return this.#toResource(m, raw) as R;
     }
     const leftOut = (['labels', 'annotations', 'finalizers'] as const).filter((f) => input[f] === undefined);
     for (let attempt = 0; ; attempt++) {

@@ -49,6 +49,7 @@ export interface ValidApply {
   labels: Record<string, string> | undefined | null; // undefined: keep current; null: remove
   annotations: Record<string, string> | undefined | null;
   finalizers: string[] | undefined | null;
+  /** undefined: a metadata-only apply (keeps the existing spec). */
   spec: unknown;
 }
 
@@ -186,9 +187,9 @@ export function validateApply(input: ApplyInput, kinds: ReadonlyMap<string, Kind
   const labels = meta.labels === undefined ? undefined : checkStringMap(meta.labels, 'metadata.labels', isLabelValue, 'must be 63 characters or less, alphanumeric, -, _ or . inside');
   const annotations = meta.annotations === undefined ? undefined : checkStringMap(meta.annotations, 'metadata.annotations', () => true, 'must be a string');
   const finalizers = meta.finalizers === undefined ? undefined : checkFinalizers(meta.finalizers);
-  if (!('spec' in input) || input.spec === undefined) invalid(what, 'spec: Required value');
-  const spec = toJsonData(input.spec, 'spec');
-  const validate = kinds.get(kind)?.validate;
+  // No spec: a metadata-only apply (planApply refuses it for an object that does not exist).
+  const spec = input.spec === undefined ? undefined : toJsonData(input.spec, 'spec');
+  const validate = spec === undefined ? undefined : kinds.get(kind)?.validate;
   if (validate) {
     let reason: string | null;
     try {
@@ -301,6 +302,7 @@ export function planApply(existing: Resource | undefined, input: ValidApply, rev
     if (input.resourceVersion !== undefined) {
       throw new StoreError('NotFound', `${what} not found (precondition resourceVersion ${input.resourceVersion})`, `${what} not found`);
     }
+    if (input.spec === undefined) throw new StoreError('Invalid', 'spec: Required value', `${what} is invalid: spec: Required value (a metadata-only apply needs an existing object)`);
     const metadata = buildMeta({
       name: input.name,
       namespace: input.namespace,
@@ -328,7 +330,8 @@ export function planApply(existing: Resource | undefined, input: ValidApply, rev
       throw new StoreError('Invalid', reason, `${what} is invalid: ${reason}`);
     }
   }
-  const specChanged = !sameData(existing.spec, input.spec);
+  const spec = input.spec === undefined ? existing.spec : input.spec;
+  const specChanged = !sameData(existing.spec, spec);
   const candidate = buildMeta({
     ...old,
     namespace: old.namespace,
@@ -338,7 +341,7 @@ export function planApply(existing: Resource | undefined, input: ValidApply, rev
     finalizers,
     generation: specChanged ? old.generation + 1 : old.generation,
   });
-  const next = buildObject(input.apiVersion, input.kind, candidate, input.spec, existing.status);
+  const next = buildObject(input.apiVersion, input.kind, candidate, spec, existing.status);
   if (sameData(next, existing)) return { result: existing, events: [] };
 
   const updated = withResourceVersion(next, revisions.next());

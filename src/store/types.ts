@@ -75,7 +75,12 @@ export interface ApplyInput {
     annotations?: Record<string, string>;
     finalizers?: string[];
   };
-  spec: unknown;
+  /**
+   * Omitted: a metadata-only apply to an existing object (its spec stays, and on Kubernetes this
+   * manager owns no spec field): how a controller adds or removes its finalizer without taking
+   * over the fields the object's author wrote.
+   */
+  spec?: unknown;
 }
 
 export interface ListOptions {

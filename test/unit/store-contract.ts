@@ -428,7 +428,16 @@ export function runStoreContract(impl: ContractImplementation): void {
         { kind: 'bad kind', apiVersion: 'test.weft.dev/v1', metadata: { name: 'ok' }, spec: {} },
       ];
       for (const obj of invalid) await assert.rejects(s.apply(obj), rejectsWith('Invalid'), JSON.stringify(obj));
-      assert.equal((await s.list('Widget')).resourceVersion, good.metadata.resourceVersion);
+      // Without spec, apply only touches metadata of an existing object (how a controller adds its
+      // finalizer without taking over the spec); the spec and generation stay.
+      const metaOnly = await s.apply<Widget>({ kind: 'Widget', apiVersion: 'test.weft.dev/v1', metadata: { name: 'good', finalizers: ['weft.test/hold'] } });
+      assert.deepEqual(metaOnly.spec, good.spec);
+      assert.equal(metaOnly.metadata.generation, good.metadata.generation);
+      assert.deepEqual(metaOnly.metadata.finalizers, ['weft.test/hold']);
+      const released = await s.apply<Widget>({ kind: 'Widget', apiVersion: 'test.weft.dev/v1', metadata: { name: 'good', finalizers: [] } });
+      assert.deepEqual(released.spec, good.spec);
+      const afterMeta = released.metadata.resourceVersion;
+      assert.equal((await s.list('Widget')).resourceVersion, afterMeta);
       await assert.rejects(s.updateStatus('Widget', 'good', { at: () => 1 }), rejectsWith('Invalid'));
 
       if (s.registerKind) {
