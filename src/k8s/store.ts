@@ -233,10 +233,10 @@ export class KubernetesStore implements Store {
     if (input.spec === undefined && m.group !== '') {
       // Metadata only: a merge patch (an update operation) owns just the fields it sets. An apply
       // without spec would make a manager that applied the spec before give it up, and remove it.
+      // Finalizers replace the list, labels/annotations merge key by key (merge-patch semantics);
+      // an emptied field arrives as null, which a merge patch reads as "remove".
       const patchMeta: Record<string, unknown> = {};
-      if (input.labels) patchMeta.labels = input.labels;
-      if (input.annotations) patchMeta.annotations = input.annotations;
-      if (input.finalizers) patchMeta.finalizers = input.finalizers;
+      for (const f of ['labels', 'annotations', 'finalizers'] as const) if (input[f] !== undefined) patchMeta[f] = input[f];
       if (input.resourceVersion !== undefined) patchMeta.resourceVersion = input.resourceVersion;
       const base = { group: m.group, version: m.version, plural: m.plural, name: input.name, body: { metadata: patchMeta }, fieldManager: this.fieldManager };
       const raw = (await this.#call(() =>
