@@ -175,10 +175,11 @@ const clusterNetworkSpec = obj('What this cluster is: its address ranges, the no
 });
 
 const clusterNetworkStatus = obj(
-  'Written by the controller (externalCIDR, Ready) and the gateway (gatewayPublicKey).',
+  'Written by the controller (externalCIDR, Ready) and the active gateway (gatewayPublicKey, gatewayNodeIP).',
   {
     externalCIDR: ipv4Cidr('The range that stands for this cluster\'s node network to remotes, allocated once by IPAM:'),
     gatewayPublicKey: publicKey('The gateway\'s WireGuard public key'),
+    gatewayNodeIP: ipv4('The node of the active gateway replica; it follows the gateway Lease and overrides spec.gatewayNodeIP'),
     conditions: conditions('Ready: the cluster configuration was accepted by IPAM.'),
   },
   [],
