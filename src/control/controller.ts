@@ -210,9 +210,17 @@ export class PeeringController {
     ipam.release(name);
   }
 
-  private setValid(name: string, valid: boolean, reason: string, message: string): Promise<void> {
-    if (!valid) this.opts.log.error(`peering ${name} rejected: ${message}`);
-    return patchStatus<PeeringStatus>(this.store, Kinds.Peering, name, (s) =>
+  /** The refusal last reported per peering, so an event is raised once per new reason. */
+  private readonly refusals = new Map<string, string>();
+
+  private async setValid(name: string, valid: boolean, reason: string, message: string): Promise<void> {
+    if (!valid && this.refusals.get(name) !== `${reason}: ${message}`) {
+      this.refusals.set(name, `${reason}: ${message}`);
+      this.opts.log.error(`peering ${name} rejected: ${message}`);
+      await this.store.recordEvent?.({ kind: Kinds.Peering, name }, 'Warning', reason, message);
+    }
+    if (valid) this.refusals.delete(name);
+    await patchStatus<PeeringStatus>(this.store, Kinds.Peering, name, (s) =>
       derivePeeringStatus({ ...(s ?? { phase: 'Connecting' }), conditions: setCondition(s?.conditions, { type: 'Valid', status: valid ? 'True' : 'False', reason, message }) }),
     );
   }

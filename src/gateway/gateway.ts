@@ -55,6 +55,8 @@ interface Tunnel {
   /** Consecutive failed probes since the last answered one. */
   probeFailures: number;
   lastLatencyMs: number | undefined;
+  /** The Connected condition's reason last written (events are raised on changes). */
+  lastReason: string | undefined;
 }
 
 type WireguardPlan = ReturnType<typeof planGateway>['wireguard'][number];
@@ -130,7 +132,7 @@ export class Gateway {
       if (!t) {
         const device = new Device(w.interfaceName, { log: this.opts.log, mtu: w.mtu });
         const server = await UapiServer.listen(w.interfaceName, device);
-        t = { device, server, spec, createdAt: Date.now(), configuredEndpoint: null, probeFailures: 0, lastLatencyMs: undefined };
+        t = { device, server, spec, createdAt: Date.now(), configuredEndpoint: null, probeFailures: 0, lastLatencyMs: undefined, lastReason: undefined };
         this.tunnels.set(w.interfaceName, t);
         device.onGone((why) => {
           this.opts.log.error(`tunnel ${w.interfaceName} gone (${why}); recreating`);
@@ -250,6 +252,14 @@ export class Gateway {
           : handshakeSec === 0 && waited > HANDSHAKE_GRACE_MS
             ? { status: 'False' as const, reason: 'HandshakeFailed', message: `no WireGuard handshake with ${t.spec.remoteEndpoint.host}:${t.spec.remoteEndpoint.port} in ${Math.round(waited / 1000)} s: check the remote public key, endpoint and firewall` }
             : { status: 'False' as const, reason: handshakeSec === 0 ? 'Handshaking' : 'ProbeFailed', message: handshakeSec === 0 ? 'waiting for the first handshake' : `handshake done but ${t.spec.probeTarget} did not answer` };
+    // A held verdict (a lost probe or two while connected) is no change worth an event.
+    const held = holdVerdict && t.lastReason === 'ProbeSucceeded';
+    if (!held && connected.reason !== t.lastReason) {
+      // A peering that cannot complete a handshake is something to tell people about, once.
+      if (connected.reason === 'HandshakeFailed') await this.store.recordEvent?.({ kind: Kinds.Peering, name }, 'Warning', connected.reason, connected.message);
+      if (connected.reason === 'ProbeSucceeded' && t.lastReason !== undefined) await this.store.recordEvent?.({ kind: Kinds.Peering, name }, 'Normal', 'Connected', connected.message);
+      t.lastReason = connected.reason;
+    }
     await patchStatus<PeeringStatus>(this.store, Kinds.Peering, name, (s) => {
       const wasConnected = s?.conditions?.some((c) => c.type === 'Connected' && c.status === 'True');
       const next: PeeringStatus = {

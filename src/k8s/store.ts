@@ -299,6 +299,37 @@ export class KubernetesStore implements Store {
     }
   }
 
+  async recordEvent(about: { kind: string; name: string; namespace?: string; uid?: string }, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    try {
+      const m = this.#mapping(about.kind);
+      const now = new Date();
+      await this.#core.createNamespacedEvent({
+        namespace: this.namespace,
+        body: {
+          metadata: { generateName: `${about.name}.`, namespace: this.namespace },
+          involvedObject: {
+            apiVersion: m.apiVersion,
+            kind: m.kind,
+            name: about.name,
+            ...(m.namespaced ? { namespace: about.namespace ?? this.namespace } : {}),
+            ...(about.uid ? { uid: about.uid } : {}),
+          },
+          type,
+          reason,
+          message: message.slice(0, 1024),
+          source: { component: this.fieldManager },
+          reportingComponent: this.fieldManager,
+          reportingInstance: process.env.POD_NAME ?? this.fieldManager,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+    } catch {
+      // Best effort: an event that cannot be written must never fail the reconcile that raised it.
+    }
+  }
+
   async updateStatus<R extends Resource>(kind: string, name: string, status: unknown, opts: { namespace?: string; resourceVersion?: string } = {}): Promise<R> {
     await this.#ready();
     const m = this.#mapping(kind);

@@ -122,6 +122,12 @@ export interface Store {
    * removes the last finalizer; otherwise removed (DELETED). NotFound when absent. */
   delete(kind: string, name: string, opts?: { namespace?: string }): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Tell people about something that happened to an object (Kubernetes: a core/v1 Event in the
+   * store's namespace). Optional: the embedded stores keep no events; status conditions carry the
+   * same reasons. Never throws: an event is best effort.
+   */
+  recordEvent?(about: { kind: string; name: string; namespace?: string; uid?: string }, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
 }
 
 export interface KindOptions {

@@ -5,7 +5,7 @@
 // controller's finalizer) tears its FabricPeer down, then lets the Peering go.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { KubernetesStore } from '../../src/k8s/store.ts';
 import { PeeringController, FINALIZER } from '../../src/control/controller.ts';
 import { API_VERSION, Kinds, type ClusterNetworkSpec, type FabricPeerSpec, type IpamStateSpec, type PeeringSpec, type PeeringStatus } from '../../src/control/resources.ts';
@@ -74,7 +74,7 @@ async function setup() {
   await gateway.updateStatus(Kinds.ClusterNetwork, 'local', { gatewayPublicKey: ownKey });
   const controller = new PeeringController(store, { log: process.env.WEFT_TEST_LOG ? createLogger("verbose", "controller: ") : silentLogger, interfacePrefix: 'wg-a', resyncMs: 60_000 });
   const peer = (name: string, spec: PeeringSpec) => cli.apply<Peering>({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name }, spec });
-  return { server, cli, store, controller, peer, ownKey, close: async () => {
+  return { server, kube: kc, cli, store, controller, peer, ownKey, close: async () => {
     await controller.stop();
     for (const s of [cli, gateway, store]) await s.close();
   } };
@@ -82,7 +82,7 @@ async function setup() {
 
 describe('PeeringController on the Kubernetes store', { timeout: 60_000 }, () => {
   it('turns a Peering into a FabricPeer with remaps, refuses a bad one with a reason, tears down on delete', async (t) => {
-    const { server, cli, store, controller, peer, close } = await setup();
+    const { server, kube, cli, store, controller, peer, close } = await setup();
     t.after(close);
     controller.start();
 
@@ -132,6 +132,17 @@ describe('PeeringController on the Kubernetes store', { timeout: 60_000 }, () =>
     assert.equal(bad.status!.reason, 'InvalidPeering');
     assert.match(bad.status!.message ?? '', /remoteClusterId a is this cluster's own id/);
     assert.equal(await store.get(Kinds.FabricPeer, 'a'), undefined, 'nothing reaches the data plane');
+    // And a Warning event about the Peering says why, once (not at every resync).
+    const events = await until('a Warning event', async () => {
+      const list = (await kube.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: 'weft-system' })).items.filter((e) => e.involvedObject.name === 'a');
+      return list.length ? list : undefined;
+    });
+    assert.equal(events[0]!.type, 'Warning');
+    assert.equal(events[0]!.reason, 'InvalidPeering');
+    assert.equal(events[0]!.involvedObject.kind, 'Peering');
+    assert.match(events[0]!.message ?? '', /this cluster's own id/);
+    await controller.trigger();
+    assert.equal((await kube.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: 'weft-system' })).items.filter((e) => e.involvedObject.name === 'a').length, 1);
 
     // A Peering the CRD schema refuses is not stored at all.
     await assert.rejects(peer('c', remote('c', { remotePodCIDR: '10.0.0.1/16' })), (err) => {

@@ -81,12 +81,16 @@ describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
     const gwA = await lab.namespace('ka');
     const gwB = await lab.namespace('kb');
     await lab.veth(gwA, gwB, { a: ['203.0.113.1/24'], b: ['203.0.113.2/24'] });
+    const nodeNs: string[] = [];
     for (const ns of [gwA, gwB]) {
       const peerNs = await lab.namespace(`${ns.slice(-2)}n`);
+      nodeNs.push(peerNs);
       await lab.veth(ns, peerNs, { a: ['192.168.100.254/24'], b: ['192.168.100.11/24'] });
     }
-    const a = await cluster(lab, 'a', '203.0.113.1', { gwa: '192.168.100.254' }, [gwA]);
+    const a = await cluster(lab, 'a', '203.0.113.1', { gwa: '192.168.100.254', n1: '192.168.100.11' }, [gwA, nodeNs[0]!]);
     const b = await cluster(lab, 'b', '203.0.113.2', { gwb: '192.168.100.254' }, [gwB]);
+    // A node agent of cluster a, as the DaemonSet runs it: NODE_NAME from the downward API.
+    lab.spawn(nodeNs[0]!, [weft, 'agent', '--kubeconfig', a.api.kubeconfig, '--metrics-port', '0'], { env: { ...process.env, NODE_NAME: 'n1', LOG_LEVEL: 'error' } });
     clusters.push(a, b);
     for (const [ns, c, node] of [[gwA, a, 'gwa'], [gwB, b, 'gwb']] as const) {
       lab.spawn(ns, [weft, 'controller', '--kubeconfig', c.api.kubeconfig, '--metrics-port', '0'], { env: { ...process.env, LOG_LEVEL: 'error' } });
@@ -105,6 +109,10 @@ describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
       assert.equal(cn?.status?.gatewayNodeIP, '192.168.100.254', 'the active replica published its node');
     }
     assert.match((await lab.exec(gwA, ['wg', 'show'])).stdout, /latest handshake/);
+    // The agent read its Node from the API and routes b's remapped pods over VXLAN to the gateway.
+    const remapB = (await a.store.get<Resource<unknown, PeeringStatus>>(Kinds.Peering, 'b'))!.status!.podCIDRRemap!;
+    await waitFor('agent programmed n1', async () => (await lab.exec(nodeNs[0]!, ['ip', 'route', 'show', 'table', '1800'])).stdout.includes(remapB), 10_000);
+    assert.match((await lab.exec(nodeNs[0]!, ['ip', '-d', 'link', 'show', 'weft-vx'])).stdout, /remote 192\.168\.100\.254 local 192\.168\.100\.11/);
     await run(weft, ['unpeer', '--kubeconfig', a.api.kubeconfig, '--remote-kubeconfig', b.api.kubeconfig], { timeoutMs: 60_000 });
     for (const [c, remote, ns] of [[a, 'b', gwA], [b, 'a', gwB]] as const) {
       assert.equal(await c.store.get(Kinds.Peering, remote), undefined, 'Peering gone (after the finalizer)');
