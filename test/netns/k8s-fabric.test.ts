@@ -5,76 +5,17 @@
 // two gateway replicas fails over through its Lease when the active one dies.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { NetLab, nodeBin, repoRoot, run, waitFor } from './harness.ts';
-import { bridgeApi, type ApiBridge } from './api-bridge.ts';
-import { startFakeApiServer, type FakeApiServer } from '../k8s/apiserver.ts';
-import { loadKubeConfig } from '../../src/k8s/kubeconfig.ts';
-import { KubernetesStore } from '../../src/k8s/store.ts';
-import { API_VERSION, Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type PeeringStatus } from '../../src/control/resources.ts';
+import { NetLab, run, waitFor } from './harness.ts';
+import { closeCluster, cluster, readyz, startGateway, weft, type Cluster } from './k8s-cluster.ts';
+import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type PeeringStatus } from '../../src/control/resources.ts';
 import type { Resource } from '../../src/store/types.ts';
-import { generatePrivateKey } from '../../src/wireguard/crypto.ts';
-
-const weft = path.join(repoRoot, 'bin/weft');
-
-function clusterSpec(id: string, wan: string): ClusterNetworkSpec {
-  return {
-    clusterId: id,
-    podCIDR: '10.0.0.0/16',
-    serviceCIDR: '10.96.0.0/12',
-    nodeCIDRs: ['192.168.100.0/24'],
-    fabricCIDR: '100.126.0.0/16',
-    vxlanId: 4242,
-    vxlanPort: 4789,
-    gatewayEndpoint: { host: wan, port: 0 },
-    gatewayNodeIP: '192.168.100.254',
-    underlayMtu: 1500,
-    wanMtu: 1500,
-  };
-}
-
-interface Cluster {
-  api: FakeApiServer;
-  store: KubernetesStore;
-  keyFile: string;
-  bridge: ApiBridge;
-}
-
-async function cluster(lab: NetLab, id: string, wan: string, nodes: Record<string, string>, namespaces: string[]): Promise<Cluster> {
-  const api = await startFakeApiServer();
-  const bridge = await bridgeApi(lab, api.url);
-  for (const ns of namespaces) await bridge.into(ns);
-  const store = new KubernetesStore({ kubeConfig: loadKubeConfig({ kubeconfig: api.kubeconfig }).kubeConfig, fieldManager: 'weft-test' });
-  await store.apply({ kind: Kinds.ClusterNetwork, apiVersion: API_VERSION, metadata: { name: 'local' }, spec: clusterSpec(id, wan) });
-  for (const [name, ip] of Object.entries(nodes)) api.setNode(name, { internalIP: ip, podCIDRs: [] });
-  // Every gateway replica mounts the same key Secret.
-  const keyFile = path.join(lab.tempDir(`key-${id}`), 'privatekey');
-  fs.writeFileSync(keyFile, Buffer.from(generatePrivateKey()).toString('base64') + '\n', { mode: 0o600 });
-  return { api, store, keyFile, bridge };
-}
-
-function startGateway(lab: NetLab, ns: string, c: Cluster, node: string) {
-  return lab.spawn(ns, [weft, 'gateway', '--kubeconfig', c.api.kubeconfig, '--key', c.keyFile, '--metrics-port', '9091'], {
-    env: { ...process.env, NODE_NAME: node, POD_NAME: `${node}-gw`, WEFT_LEASE_DURATION_MS: '2000', LOG_LEVEL: 'error' },
-  });
-}
-
-async function readyz(lab: NetLab, ns: string): Promise<number> {
-  const r = await lab.exec(ns, [nodeBin, '-e', "fetch('http://127.0.0.1:9091/readyz').then((r) => console.log(r.status)).catch(() => console.log(0))"]);
-  return Number(r.stdout.trim());
-}
 
 describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
   const lab = NetLab.create();
   const clusters: Cluster[] = [];
   after(async () => {
     await lab.cleanup();
-    for (const c of clusters) {
-      await c.store.close();
-      await c.bridge.close();
-      await c.api.close();
-    }
+    for (const c of clusters) await closeCluster(c);
   });
 
   test('controllers and gateways on the API; weft peer connects both sides; weft unpeer tears down', async (t) => {
@@ -127,9 +68,7 @@ describe('Kubernetes mode: gateway high availability through a Lease', () => {
   let c: Cluster | undefined;
   after(async () => {
     await lab.cleanup();
-    await c?.store.close();
-    await c?.bridge.close();
-    await c?.api.close();
+    await closeCluster(c);
   });
 
   test('one replica is active, the standby is not ready; killing the active one hands over within the lease', async (t) => {
