@@ -10,7 +10,7 @@ import { KubernetesStore } from '../../src/k8s/store.ts';
 import { PeeringController, FINALIZER } from '../../src/control/controller.ts';
 import { API_VERSION, Kinds, type ClusterNetworkSpec, type FabricPeerSpec, type IpamStateSpec, type PeeringSpec, type PeeringStatus } from '../../src/control/resources.ts';
 import { isStoreError, type Resource, type WatchEvent } from '../../src/store/types.ts';
-import { generatePrivateKey, publicKeyOf } from '../../src/wireguard/crypto.ts';
+import { clusterA, randomPublicKey, remotePeering } from '../unit/fabric-fixtures.ts';
 import { silentLogger, createLogger } from '../../src/log.ts';
 import { startFakeApiServer, type FakeApiServer } from './apiserver.ts';
 
@@ -19,34 +19,9 @@ after(async () => {
   for (const s of servers) await s.close();
 });
 
-const key = () => Buffer.from(publicKeyOf(generatePrivateKey())).toString('base64');
-
-const clusterSpec: ClusterNetworkSpec = {
-  clusterId: 'a',
-  podCIDR: '10.0.0.0/16',
-  serviceCIDR: '10.96.0.0/12',
-  nodeCIDRs: ['192.168.100.0/24'],
-  fabricCIDR: '100.126.0.0/16',
-  vxlanId: 4242,
-  vxlanPort: 4789,
-  gatewayEndpoint: { host: '203.0.113.1', port: 0 },
-  gatewayNodeIP: '192.168.100.254',
-  underlayMtu: 1500,
-  wanMtu: 1500,
-};
-
-function remote(id: string, extra: Partial<PeeringSpec> = {}): PeeringSpec {
-  return {
-    remoteClusterId: id,
-    remotePodCIDR: '10.0.0.0/16',
-    remoteExternalCIDR: '10.1.0.0/24',
-    remoteNodeCIDRs: ['192.168.100.0/24'],
-    remoteEndpoint: { host: '203.0.113.9', port: 51820 },
-    remotePublicKey: key(),
-    remoteGatewayNodeIP: '192.168.100.254',
-    ...extra,
-  };
-}
+const key = randomPublicKey;
+const remote = remotePeering;
+const clusterSpec: ClusterNetworkSpec = { ...clusterA(), gatewayEndpoint: { host: '203.0.113.1', port: 0 } };
 
 type Peering = Resource<PeeringSpec, PeeringStatus>;
 

@@ -5,6 +5,7 @@
 // REJECT_AFTER_MESSAGES".
 import type { ChildProcess } from 'node:child_process';
 import { type NetLab, sleep, waitFor } from './harness.ts';
+import { formatAddress } from '../../src/wireguard/prefix.ts';
 
 export interface WireDatagram {
   /** Capture time, milliseconds since the epoch (the kernel's CLOCK_REALTIME, like Date.now()). */
@@ -138,25 +139,7 @@ function decodeFrame(frame: Buffer, linktype: number, time: number): WireDatagra
   return d;
 }
 
-/** Compressed like the harness's addresses are written (fd00:77::1): longest zero run as `::`. */
+/** Compressed like the harness's addresses are written (fd00:77::1). */
 function v6(b: Buffer): string {
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(b.readUInt16BE(i));
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
-  return best < 0 ? hex(words) : `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLen))}`;
+  return formatAddress(6, b);
 }

@@ -10,23 +10,12 @@ import { loadKubeConfig } from '../../src/k8s/kubeconfig.ts';
 import { KubernetesStore } from '../../src/k8s/store.ts';
 import { API_VERSION, Kinds, type ClusterNetworkSpec } from '../../src/control/resources.ts';
 import { generatePrivateKey } from '../../src/wireguard/crypto.ts';
+import { clusterA } from '../unit/fabric-fixtures.ts';
 
 export const weft = path.join(repoRoot, 'bin/weft');
 
 export function clusterSpec(id: string, wan: string): ClusterNetworkSpec {
-  return {
-    clusterId: id,
-    podCIDR: '10.0.0.0/16',
-    serviceCIDR: '10.96.0.0/12',
-    nodeCIDRs: ['192.168.100.0/24'],
-    fabricCIDR: '100.126.0.0/16',
-    vxlanId: 4242,
-    vxlanPort: 4789,
-    gatewayEndpoint: { host: wan, port: 0 },
-    gatewayNodeIP: '192.168.100.254',
-    underlayMtu: 1500,
-    wanMtu: 1500,
-  };
+  return { ...clusterA(), clusterId: id, gatewayEndpoint: { host: wan, port: 0 } };
 }
 
 export interface Cluster {

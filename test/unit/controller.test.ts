@@ -6,38 +6,13 @@ import { MemoryStore } from '../../src/store/index.ts';
 import type { Resource } from '../../src/store/types.ts';
 import { PeeringController, FINALIZER } from '../../src/control/controller.ts';
 import { API_VERSION, Kinds, type ClusterNetworkSpec, type FabricPeerSpec, type PeeringSpec, type PeeringStatus } from '../../src/control/resources.ts';
-import { generatePrivateKey, publicKeyOf } from '../../src/wireguard/crypto.ts';
+import { clusterA, randomPublicKey, remotePeering } from './fabric-fixtures.ts';
 import { silentLogger } from '../../src/log.ts';
 
-const key = () => Buffer.from(publicKeyOf(generatePrivateKey())).toString('base64');
+const key = randomPublicKey;
 const ownKey = key();
-
-const cluster: ClusterNetworkSpec = {
-  clusterId: 'a',
-  podCIDR: '10.0.0.0/16',
-  serviceCIDR: '10.96.0.0/12',
-  nodeCIDRs: ['192.168.100.0/24'],
-  fabricCIDR: '100.126.0.0/16',
-  vxlanId: 4242,
-  vxlanPort: 4789,
-  gatewayEndpoint: { host: '203.0.113.1', port: 0 },
-  gatewayNodeIP: '192.168.100.254',
-  underlayMtu: 1500,
-  wanMtu: 1500,
-};
-
-function remote(id: string, extra: Partial<PeeringSpec> = {}): PeeringSpec {
-  return {
-    remoteClusterId: id,
-    remotePodCIDR: '10.0.0.0/16',
-    remoteExternalCIDR: '10.1.0.0/24',
-    remoteNodeCIDRs: ['192.168.100.0/24'],
-    remoteEndpoint: { host: '203.0.113.9', port: 51820 },
-    remotePublicKey: key(),
-    remoteGatewayNodeIP: '192.168.100.254',
-    ...extra,
-  };
-}
+const remote = remotePeering;
+const cluster: ClusterNetworkSpec = { ...clusterA(), gatewayEndpoint: { host: '203.0.113.1', port: 0 } };
 
 async function setup() {
   const store = new MemoryStore();

@@ -1,6 +1,7 @@
 // Shared inputs of the planner tests: cluster A's view of a three-cluster full mesh (A, B, C),
 // every cluster on pod CIDR 10.0.0.0/16 and node CIDR 192.168.100.0/24.
-import type { ClusterNetworkSpec, FabricPeerSpec } from '../../src/control/resources.ts';
+import type { ClusterNetworkSpec, FabricPeerSpec, PeeringSpec } from '../../src/control/resources.ts';
+import { generatePrivateKey, publicKeyOf } from '../../src/wireguard/crypto.ts';
 
 export const KEY_B = 'mF0qMtqWrnKSzLbs1t8bY0cVHbP8ROgGqPf5d2b9hE0=';
 export const KEY_C = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=';
@@ -80,4 +81,23 @@ export function podsA() {
     // On the gateway's node: its own routes.
     { name: 'gwpod', nodeName: 'gw', podIP: '10.0.254.3' },
   ];
+}
+
+/** A fresh random WireGuard public key, base64. */
+export function randomPublicKey(): string {
+  return Buffer.from(publicKeyOf(generatePrivateKey())).toString('base64');
+}
+
+/** What a remote cluster on the same ranges announces (the controller tests' Peering spec). */
+export function remotePeering(id: string, extra: Partial<PeeringSpec> = {}): PeeringSpec {
+  return {
+    remoteClusterId: id,
+    remotePodCIDR: '10.0.0.0/16',
+    remoteExternalCIDR: '10.1.0.0/24',
+    remoteNodeCIDRs: ['192.168.100.0/24'],
+    remoteEndpoint: { host: '203.0.113.9', port: 51820 },
+    remotePublicKey: randomPublicKey(),
+    remoteGatewayNodeIP: '192.168.100.254',
+    ...extra,
+  };
 }
