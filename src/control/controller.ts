@@ -2,7 +2,8 @@
 // the data plane consumes (FabricPeer): a local remap for each remote range (IPAM, persisted), a
 // tunnel interface, listen port, mark and table. Invalid announcements are refused with a reason
 // in the Peering's `Valid` condition and no FabricPeer, so nothing reaches the kernel.
-import { Ipam, IpamError, translate, type IpamConfig, type IpamSnapshot } from '../ipam/index.ts';
+import { Ipam, IpamError, type IpamConfig, type IpamSnapshot } from '../ipam/index.ts';
+import { probeTarget } from '../gateway/probe.ts';
 import { inform, type Informer } from '../store/informer.ts';
 import { isStoreError, type Resource, type Store } from '../store/types.ts';
 import type { Logger } from '../log.ts';
@@ -173,7 +174,7 @@ export class PeeringController {
         slot,
         mark: SLOT_BASE.mark + slot,
         table: SLOT_BASE.table + slot,
-        probeTarget: translate(translate(p.spec.remoteGatewayNodeIP, remoteNodeCIDR, p.spec.remoteExternalCIDR), p.spec.remoteExternalCIDR, externalCIDRRemap),
+        probeTarget: probeTarget({ remoteExternalCIDR: p.spec.remoteExternalCIDR, externalCIDRRemap }, p.spec.remoteGatewayNodeIP, remoteNodeCIDR),
         ...(p.spec.presharedKeySecretRef ? { presharedKeySecretRef: p.spec.presharedKeySecretRef } : {}),
       };
       if (!existing || JSON.stringify(existing.spec) !== JSON.stringify(spec)) {

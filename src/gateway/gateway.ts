@@ -17,6 +17,7 @@ import { Kinds, effectiveCluster, type SecretSpec, type ClusterNetworkSpec, type
 import { derivePeeringStatus, patchStatus, setCondition } from '../control/status.ts';
 import { presharedKeyFrom } from '../control/validate.ts';
 import { planGateway } from './plan.ts';
+import { probeSource } from './probe.ts';
 import { ReconcileLoop } from '../control/reconcile-loop.ts';
 import { WEFT_OWNERSHIP } from '../fabric/ownership.ts';
 import type { Logger } from '../log.ts';
@@ -224,7 +225,7 @@ export class Gateway {
     if (this.stopped) return;
     const cluster = await this.store.get<Resource<ClusterNetworkSpec, ClusterNetworkStatus>>(Kinds.ClusterNetwork, 'local');
     if (!cluster) return;
-    const source = effectiveCluster(cluster.spec, cluster.status).gatewayNodeIP;
+    const source = probeSource(effectiveCluster(cluster.spec, cluster.status));
     await Promise.all([...this.tunnels.values()].map((t) => this.probe(t, source).catch((err) => this.opts.log.error(`probe ${t.spec.remoteClusterId}: ${err.message}`))));
   }
 
