@@ -154,6 +154,32 @@ describe('PeeringController on the Kubernetes store', { timeout: 60_000 }, () =>
     assert.ok(!JSON.stringify(ipamAfter.spec.snapshot).includes('"b"'), 'b’s remaps released');
   });
 
+  it('refuses a peering whose preshared-key Secret is missing, with a condition and a Warning event; accepts it once the Secret exists', async (t) => {
+    const { kube, cli, store, controller, peer, close } = await setup();
+    t.after(close);
+    controller.start();
+    await peer('b', remote('b', { presharedKeySecretRef: { name: 'weft-psk-b' } }));
+    const refused = await until('refused for the Secret', async () => {
+      const p = await cli.get<Peering>(Kinds.Peering, 'b');
+      return p?.status?.phase === 'Error' ? p : undefined;
+    });
+    assert.equal(refused.status!.reason, 'SecretNotFound');
+    assert.equal(await store.get(Kinds.FabricPeer, 'b'), undefined, 'nothing reaches the data plane');
+    const events = await until('SecretNotFound event', async () => {
+      const list = (await kube.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: 'weft-system' })).items.filter((e) => e.reason === 'SecretNotFound');
+      return list.length ? list : undefined;
+    });
+    assert.equal(events[0]!.involvedObject.name, 'b');
+    assert.equal(events[0]!.type, 'Warning');
+    // The Secret arrives (core/v1, data base64 of `wg genpsk`): the peering is accepted.
+    await kube.makeApiClient(CoreV1Api).createNamespacedSecret({
+      namespace: 'weft-system',
+      body: { metadata: { name: 'weft-psk-b' }, data: { presharedKey: Buffer.from(key()).toString('base64') } },
+    });
+    const fp = await until('FabricPeer b', () => store.get<Resource<FabricPeerSpec>>(Kinds.FabricPeer, 'b'));
+    assert.deepEqual(fp.spec.presharedKeySecretRef, { name: 'weft-psk-b' });
+  });
+
   it('picks up Peerings written while it was down and survives a watch expiring (410 Gone)', async (t) => {
     const { server, store, controller, peer, close } = await setup();
     t.after(close);
