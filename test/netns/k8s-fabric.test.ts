@@ -9,6 +9,7 @@ import { NetLab, run, waitFor } from './harness.ts';
 import { closeCluster, cluster, readyz, startGateway, weft, type Cluster } from './k8s-cluster.ts';
 import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type PeeringStatus } from '../../src/control/resources.ts';
 import type { Resource } from '../../src/store/types.ts';
+import { loadKubeConfig } from '../../src/k8s/kubeconfig.ts';
 
 describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
   const lab = NetLab.create();
@@ -60,6 +61,19 @@ describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
       assert.equal(await c.store.get(Kinds.FabricPeer, remote), undefined);
       await waitFor('tunnel removed', async () => !(await lab.exec(ns, ['nft', 'list', 'tables'])).stdout.includes(`weft_${remote}`), 10_000);
     }
+
+    // A peering whose remote never answers (here: a key nobody holds) turns Error/HandshakeFailed,
+    // and the gateway says so in a Warning event.
+    const { randomPublicKey, remotePeering } = await import('../unit/fabric-fixtures.ts');
+    await a.store.apply({ kind: Kinds.Peering, apiVersion: 'weft.io/v1alpha1', metadata: { name: 'ghost' }, spec: remotePeering('ghost', { remotePublicKey: randomPublicKey(), remoteEndpoint: { host: '203.0.113.2', port: 51899 }, remotePodCIDR: '10.9.0.0/16', remoteExternalCIDR: '10.8.0.0/24' }) });
+    const failed = await waitFor('HandshakeFailed', async () => {
+      const st = (await a.store.get<Resource<unknown, PeeringStatus>>(Kinds.Peering, 'ghost'))?.status;
+      return st?.reason === 'HandshakeFailed' ? st : undefined;
+    }, 30_000, 250);
+    assert.equal(failed!.phase, 'Error');
+    const { CoreV1Api } = await import('@kubernetes/client-node');
+    const events = (await loadKubeConfig({ kubeconfig: a.api.kubeconfig }).kubeConfig.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: 'weft-system' })).items;
+    assert.ok(events.some((e) => e.reason === 'HandshakeFailed' && e.involvedObject.name === 'ghost' && e.type === 'Warning'), 'Warning event HandshakeFailed');
   });
 });
 
