@@ -92,8 +92,10 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
         });
         elector.start();
         stop = async () => {
-          await elector.stop(); // releases the Lease at once, so the standby takes over now
+          // Tunnels down first, then release the Lease so the standby takes over at once; the
+          // release is bounded: an unreachable API must not hold up a pod's termination.
           await g.stop();
+          await Promise.race([elector.stop(), new Promise((r) => setTimeout(r, 3000).unref())]);
         };
         readiness = {
           ready: () => elector.isLeader && g.reconciledOnce,

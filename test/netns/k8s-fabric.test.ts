@@ -34,8 +34,11 @@ describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
     // A node agent of cluster a, as the DaemonSet runs it: NODE_NAME from the downward API.
     lab.spawn(nodeNs[0]!, [weft, 'agent', '--kubeconfig', a.api.kubeconfig, '--metrics-port', '0'], { env: { ...process.env, NODE_NAME: 'n1', LOG_LEVEL: 'error' } });
     clusters.push(a, b);
+    // Tunnel interfaces (and so their control sockets) carry this run's id: runs never collide.
+    const prefix = `w${lab.id}`;
+    for (const name of ['a', 'b', 'ghost']) lab.trackSocket(`/var/run/wireguard/${`${prefix}${name}`.slice(0, 15)}.sock`);
     for (const [ns, c, node] of [[gwA, a, 'gwa'], [gwB, b, 'gwb']] as const) {
-      lab.spawn(ns, [weft, 'controller', '--kubeconfig', c.api.kubeconfig, '--metrics-port', '0'], { env: { ...process.env, LOG_LEVEL: 'error' } });
+      lab.spawn(ns, [weft, 'controller', '--kubeconfig', c.api.kubeconfig, '--metrics-port', '0', '--interface-prefix', prefix], { env: { ...process.env, LOG_LEVEL: 'error' } });
       startGateway(lab, ns, c, node);
     }
     const t0 = Date.now();
@@ -90,7 +93,7 @@ describe('Kubernetes mode: gateway high availability through a Lease', () => {
     const n2 = await lab.namespace('h2');
     await lab.veth(n1, n2, { a: ['192.168.100.201/24'], b: ['192.168.100.202/24'] });
     c = await cluster(lab, 'a', '203.0.113.1', { node1: '192.168.100.201', node2: '192.168.100.202' }, [n1, n2]);
-    lab.spawn(n1, [weft, 'controller', '--kubeconfig', c.api.kubeconfig, '--metrics-port', '0'], { env: { ...process.env, LOG_LEVEL: 'error' } });
+    lab.spawn(n1, [weft, 'controller', '--kubeconfig', c.api.kubeconfig, '--metrics-port', '0', '--interface-prefix', `w${lab.id}`], { env: { ...process.env, LOG_LEVEL: 'error' } });
     const replicas = { node1: { ns: n1, ip: '192.168.100.201', proc: startGateway(lab, n1, c, 'node1') }, node2: { ns: n2, ip: '192.168.100.202', proc: startGateway(lab, n2, c, 'node2') } };
     const activeNode = async () => (await c!.store.get<Resource<ClusterNetworkSpec, ClusterNetworkStatus>>(Kinds.ClusterNetwork, 'local'))?.status?.gatewayNodeIP;
     const first = await waitFor('an active gateway', activeNode, 15_000, 50);
