@@ -3,6 +3,7 @@
 // through the node's own routes, whatever the CNI is. The desired state is recomputed and
 // reconciled every second, so a route, rule or link someone deleted comes back within seconds.
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { reconcile as reconcileKernel } from '../kernel/index.ts';
 import { inform, type Informer } from '../store/informer.ts';
@@ -60,6 +61,15 @@ export class NodeAgent {
     return this.loop.trigger();
   }
 
+  private underlay: { address: string; dev: string } | null = null;
+
+  /** The node's underlay interface, looked up once and again only if it disappears or the IP changes. */
+  private async underlayFor(address: string): Promise<string> {
+    if (this.underlay?.address === address && fs.existsSync(`/sys/class/net/${this.underlay.dev}`)) return this.underlay.dev;
+    this.underlay = { address, dev: await deviceWithAddress(address) };
+    return this.underlay.dev;
+  }
+
   /** Returns { changed } once the node was programmed, undefined while inputs are missing. */
   private async reconcile(): Promise<{ changed: number } | undefined> {
     if (this.stopped) return undefined;
@@ -70,7 +80,7 @@ export class NodeAgent {
     const spec = effectiveCluster(cluster.spec, cluster.status);
     if (node.spec.internalIP === spec.gatewayNodeIP) return { changed: 0 }; // the gateway programs its own node
     const peers = (await this.store.list<Resource<FabricPeerSpec>>(Kinds.FabricPeer)).items.map((f) => f.spec);
-    const underlayDev = await deviceWithAddress(node.spec.internalIP);
+    const underlayDev = await this.underlayFor(node.spec.internalIP);
     const plan = planAgent({ cluster: spec, externalCIDR, node: { name: this.opts.nodeName, internalIP: node.spec.internalIP, underlayDev }, peers });
     const report = await reconcileKernel(plan, { owned: WEFT_OWNERSHIP });
     for (const line of report.changed) this.opts.log.verbose(`kernel: ${line}`);

@@ -146,7 +146,7 @@ export class Gateway {
       const psk = ref ? presharedKeyFrom((await this.store.get<Resource<SecretSpec>>(Kinds.Secret, ref.name))?.spec, ref.key) : null;
       if (ref && !psk) this.opts.log.error(`tunnel ${w.interfaceName}: preshared key ${ref.name} unreadable; keeping the tunnel's current key`);
       this.configureTunnel(t, w, ref ? psk : new Uint8Array(32));
-      await run('ip', ['link', 'set', 'dev', w.interfaceName, 'mtu', String(w.mtu), 'up']);
+      if (!linkIsUpWithMtu(w.interfaceName, w.mtu)) await run('ip', ['link', 'set', 'dev', w.interfaceName, 'mtu', String(w.mtu), 'up']);
       // Only now is the tunnel listening: tell the remote (through the peering) where to send.
       const localEndpoint = { host: cluster.spec.gatewayEndpoint.host, port: w.listenPort };
       await patchStatus<PeeringStatus>(this.store, Kinds.Peering, peeringNameOf(spec), (s) =>
@@ -280,6 +280,16 @@ export class Gateway {
 /** The Peering and the FabricPeer share a name: the remote cluster id. */
 function peeringNameOf(spec: FabricPeerSpec): string {
   return spec.remoteClusterId;
+}
+
+/** Whether the link is administratively up with this MTU (sysfs; no process per resync). */
+function linkIsUpWithMtu(name: string, mtu: number): boolean {
+  try {
+    const flags = parseInt(fs.readFileSync(`/sys/class/net/${name}/flags`, 'utf8'), 16);
+    return (flags & 0x1) === 0x1 && Number(fs.readFileSync(`/sys/class/net/${name}/mtu`, 'utf8')) === mtu;
+  } catch {
+    return false;
+  }
 }
 
 function loadOrCreateKey(file: string): Uint8Array {
