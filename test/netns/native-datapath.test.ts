@@ -12,30 +12,13 @@ import type { ChildProcess } from 'node:child_process';
 import { NetLab, nodeBin, repoRoot, waitFor, sleep } from './harness.ts';
 import { encodePrefixes } from '../../src/wireguard/native.ts';
 import { parseAddress } from '../../src/wireguard/prefix.ts';
+import { decode, encode } from './fixtures/json-wire.ts';
 
 const fixture = path.join(repoRoot, 'test/netns/fixtures/native-device.ts');
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Event = { kind: string; peer?: number; address?: string; port?: number; reason?: string; data?: Buffer };
 
-function encode(v: unknown): unknown {
-  if (Buffer.isBuffer(v)) return { $buf: v.toString('hex') };
-  if (typeof v === 'bigint') return { $big: v.toString() };
-  if (Array.isArray(v)) return v.map(encode);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encode(x)]));
-  return v;
-}
-
-function decode(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(decode);
-  if (v && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    if (typeof o.$buf === 'string') return Buffer.from(o.$buf, 'hex');
-    if (typeof o.$big === 'string') return BigInt(o.$big);
-    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, decode(x)]));
-  }
-  return v;
-}
 
 /** A child process owning one native device, driven over JSON lines. */
 class DeviceChild {
