@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AllowedIps } from '../../src/wireguard/allowed-ips.ts';
-import { formatPrefix, maskBytes, parseAddress, parsePrefix, prefixKey } from '../../src/wireguard/prefix.ts';
+import { formatPrefix, maskBytes, prefixKey } from '../../src/wireguard/prefix.ts';
 import type { Prefix } from '../../src/wireguard/prefix.ts';
+import { addressOf as addr, prefixOf as p } from './helpers.ts';
 
 // ---- helpers ----
 
@@ -23,17 +24,7 @@ function raw(family: 4 | 6, bytes: Uint8Array, bits: number): Prefix {
   return { family, bits, bytes };
 }
 
-function p(text: string): Prefix {
-  const prefix = parsePrefix(text);
-  assert.ok(prefix, text);
-  return prefix;
-}
 
-function addr(text: string): [4 | 6, Uint8Array] {
-  const a = parseAddress(text);
-  assert.ok(a, text);
-  return [a.family, a.bytes];
-}
 
 /** Deterministic PRNG (mulberry32) so a failing randomised run can be replayed from its seed. */
 function prng(seed: number): () => number {

@@ -14,6 +14,7 @@ import {
 } from '../../src/ipam/cidr.ts';
 import type { Cidr } from '../../src/ipam/cidr.ts';
 import { IpamError } from '../../src/ipam/errors.ts';
+import { xorshiftRandom as rng } from './helpers.ts';
 
 function rejects(fn: () => unknown, reason: string, message?: RegExp): void {
   assert.throws(fn, (err: unknown) => {
@@ -130,18 +131,6 @@ test('firstFreeBlock: lowest aligned free block, skipping taken ranges of any si
   assert.equal(firstFreeBlock(top, 25, [parseCidr('255.255.255.0/25'), parseCidr('255.255.255.128/25')]), null);
 });
 
-/** Seeded PRNG (xorshift32) so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 test('firstFreeBlock agrees with a brute-force scan on random inputs', () => {
   for (let seed = 1; seed <= 400; seed++) {

@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { Ipam } from '../../src/ipam/allocator.ts';
 import type { IpamConfig, IpamSnapshot } from '../../src/ipam/allocator.ts';
 import { IpamError } from '../../src/ipam/errors.ts';
+import { xorshiftRandom as rng } from './helpers.ts';
 
 // ---- an independent model of ranges (deliberately not reusing src/ipam/cidr.ts) ----
 
@@ -37,17 +38,6 @@ const last = (r: Range): number => r.start + size(r.bits) - 1;
 const overlap = (a: Range, b: Range): boolean => a.start <= last(b) && b.start <= last(a);
 const inside = (outer: Range, inner: Range): boolean => inner.start >= outer.start && last(inner) <= last(outer);
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 // ---- the scenario ----
 

@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AllowedIps } from '../../src/wireguard/allowed-ips.ts';
 import { encodePrefixes, native } from '../../src/wireguard/native.ts';
-import { parseAddress, parsePrefix } from '../../src/wireguard/prefix.ts';
 import type { Prefix } from '../../src/wireguard/prefix.ts';
+import { addressOf as a, prefixOf as p } from './helpers.ts';
 
 type Table = InstanceType<ReturnType<typeof native>['AllowedIpsTable']>;
 
@@ -31,17 +31,7 @@ function seedFor(salt: number): number {
   return fixed !== undefined ? Number(fixed) >>> 0 : (Math.floor(Math.random() * 2 ** 32) ^ salt) >>> 0;
 }
 
-function p(text: string): Prefix {
-  const prefix = parsePrefix(text);
-  assert.ok(prefix, text);
-  return prefix;
-}
 
-function a(text: string): [4 | 6, Uint8Array] {
-  const addr = parseAddress(text);
-  assert.ok(addr, text);
-  return [addr.family, addr.bytes];
-}
 
 /** The same edits applied to both tables, and lookups compared. */
 class Pair {
