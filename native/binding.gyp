@@ -12,6 +12,7 @@
         "src/events.cc",
         "src/icmp.cc",
         "src/js_args.cc",
+        "src/offload.cc",
         "src/test_hooks.cc",
         "src/tun.cc",
         "src/udp.cc"

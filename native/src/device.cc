@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "aead.h"
@@ -15,11 +16,14 @@
 namespace weft {
 namespace {
 
-constexpr size_t kTunBatch = 64;
-constexpr size_t kUdpBatch = 32;
-// A TUN read lands after room for the transport header and leaves room for padding and the tag.
-constexpr size_t kTunReadMax = kMaxDatagram;
-constexpr size_t kTunSlot = kTransportHeaderSize + kTunReadMax + kPaddingMultiple + kAeadTagSize;
+// TUN reads per wake-up before the batch is sent: with TSO each read can be ~45 segments.
+constexpr size_t kTunReads = 16;
+// Encrypted datagrams waiting for sendmmsg: each sits at its own offset with room for the
+// transport header before and padding + tag after; sent when either limit would be passed.
+constexpr size_t kSendArena = size_t{1} << 20;
+constexpr size_t kSendBatch = 1024;  // iovecs per sendmmsg (UIO_MAXIOV)
+// recvmmsg messages per call; with GRO each may carry up to 64 KiB of datagrams.
+constexpr size_t kUdpBatch = 16;
 
 void put32le(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
@@ -61,7 +65,8 @@ void setIfZero(std::atomic<int64_t>& a, int64_t now) {
 
 }  // namespace
 
-Device::Device(const std::string& name, int mtu, EventSink* events) : tun_(new Tun(name, mtu)), events_(events) {
+Device::Device(const std::string& name, int mtu, EventSink* events, bool offloads)
+    : offloads_(offloads), tun_(new Tun(name, mtu, offloads)), events_(events) {
   wakeTun_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   wakeUdp_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wakeTun_ < 0 || wakeUdp_ < 0) {
@@ -142,7 +147,7 @@ uint16_t Device::bind(uint16_t port) {
   }
   // Already bound there: re-binding would only collide with ourselves.
   if (old && port != 0 && old->port() == port) return port;
-  std::shared_ptr<UdpSocket> fresh = UdpSocket::open(port, mark);  // throws, keeping the old one
+  std::shared_ptr<UdpSocket> fresh = UdpSocket::open(port, mark, offloads_);  // throws, keeping the old one
   {
     std::lock_guard<std::mutex> lock(sockMu_);
     sock_ = fresh;
@@ -377,7 +382,7 @@ void Device::sendStaged(Peer& peer) {
     wire[i].resize(kTransportHeaderSize + pkt.size() + kPaddingMultiple + kAeadTagSize);
     std::memcpy(wire[i].data() + kTransportHeaderSize, pkt.data(), pkt.size());
     size_t n = sealTransport(*kp, nonces[i], wire[i].data(), pkt.size(), mtu);
-    if (!batch.add(sock->family(), ep, wire[i].data(), n)) {
+    if (!batch.add(*sock, ep, wire[i].data(), n)) {
       Counters::add(counters_.udpTxErrors);
       continue;
     }
@@ -487,8 +492,10 @@ bool Device::testSetSendCounter(PeerId id, uint64_t counter) {
 
 void Device::tunLoop() {
   // Not zero-filled: only the pages that packets touch get committed.
-  std::unique_ptr<uint8_t[]> slots(new uint8_t[kTunBatch * kTunSlot]);
-  SendBatch batch(kTunBatch);
+  std::unique_ptr<uint8_t[]> readBuf(new uint8_t[kVnetHdrSize + kMaxIpPacket]);
+  std::unique_ptr<uint8_t[]> arena(new uint8_t[kSendArena]);
+  SendBatch batch(kSendBatch);
+  GsoSplitter split;
   pollfd fds[2] = {{tun_->fd(), POLLIN, 0}, {wakeTun_, POLLIN, 0}};
   while (!stopping_) {
     int r = poll(fds, 2, -1);
@@ -504,11 +511,19 @@ void Device::tunLoop() {
     int mtu = tun_->mtu();
     int64_t now = monotonicNs();
     size_t used = 0;
+    auto send = [&] {
+      if (sock && batch.size() > 0) {
+        SendBatch::Result res = batch.flush(*sock);
+        Counters::add(counters_.udpTxPackets, res.sent);
+        Counters::add(counters_.udpTxErrors, res.failed);
+      }
+      batch.clear();
+      used = 0;
+    };
     bool gone = false;
     int goneErr = 0;
-    for (size_t i = 0; i < kTunBatch; ++i) {
-      uint8_t* slot = slots.get() + used * kTunSlot;
-      ssize_t n = read(tun_->fd(), slot + kTransportHeaderSize, kTunReadMax);
+    for (size_t i = 0; i < kTunReads; ++i) {
+      ssize_t n = read(tun_->fd(), readBuf.get(), kVnetHdrSize + kMaxIpPacket);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -526,14 +541,22 @@ void Device::tunLoop() {
         break;
       }
       if (n == 0) break;
-      Counters::add(counters_.tunRxPackets);
-      if (routeFromTun(slot, static_cast<size_t>(n), batch, sock.get(), mtu, now)) ++used;
+      if (static_cast<size_t>(n) <= kVnetHdrSize ||
+          !split.init(readVnetHeader(readBuf.get()), readBuf.get() + kVnetHdrSize, static_cast<size_t>(n) - kVnetHdrSize)) {
+        Counters::add(counters_.dropMalformed);
+        continue;
+      }
+      const size_t room = kTransportHeaderSize + split.maxSegmentLength() + kPaddingMultiple + kAeadTagSize;
+      for (size_t s = 0; s < split.count(); ++s) {
+        if (used + room > kSendArena || batch.full()) send();
+        uint8_t* slot = arena.get() + used;
+        size_t len = split.write(s, slot + kTransportHeaderSize);
+        Counters::add(counters_.tunRxPackets);
+        size_t sent = routeFromTun(slot, len, batch, sock.get(), mtu, now);
+        used += (sent + 15) & ~size_t{15};
+      }
     }
-    if (batch.size() > 0) {
-      SendBatch::Result res = batch.flush(*sock);
-      Counters::add(counters_.udpTxPackets, res.sent);
-      Counters::add(counters_.udpTxErrors, res.failed);
-    }
+    send();
     if (gone) {
       deviceGone(std::string("TUN read: ") + std::strerror(goneErr));
       break;
@@ -541,13 +564,13 @@ void Device::tunLoop() {
   }
 }
 
-bool Device::routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, const UdpSocket* sock, int mtu, int64_t now) {
+size_t Device::routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, const UdpSocket* sock, int mtu, int64_t now) {
   uint8_t* pkt = slot + kTransportHeaderSize;
   const uint8_t* dst = nullptr;
   unsigned family = ipDestination(pkt, len, &dst);
   if (family == 0) {
     Counters::add(counters_.dropMalformed);
-    return false;
+    return 0;
   }
   std::shared_ptr<Peer> peer;
   {
@@ -561,7 +584,7 @@ bool Device::routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, const Udp
   if (!peer) {
     Counters::add(counters_.dropNoPeer);
     answerUnreachable(pkt, len);
-    return false;
+    return 0;
   }
   uint64_t nonce = 0;
   std::shared_ptr<Keypair> kp;
@@ -576,19 +599,19 @@ bool Device::routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, const Udp
   }
   if (!kp) {
     requestHandshake(*peer);
-    return false;
+    return 0;
   }
   if (ep.family == 0) {
     Counters::add(counters_.dropNoEndpoint);
-    return false;
+    return 0;
   }
   size_t n = sealTransport(*kp, nonce, slot, len, mtu);
-  if (!sock || !batch.add(sock->family(), ep, slot, n)) {
+  if (!sock || !batch.add(*sock, ep, slot, n)) {
     Counters::add(counters_.udpTxErrors);
-    return false;
+    return 0;
   }
   afterSend(*peer, *kp, nonce, true, n, now);
-  return true;
+  return n;
 }
 
 void Device::answerUnreachable(const uint8_t* pkt, size_t len) {
@@ -603,19 +626,27 @@ void Device::answerUnreachable(const uint8_t* pkt, size_t len) {
     bool linkLocal = origSrc[0] == 0xfe && (origSrc[1] & 0xc0) == 0x80;
     haveSource = tun_->address6(source, linkLocal);
   }
-  uint8_t reply[kIcmpReplyMax];
-  size_t n = buildUnreachable(pkt, len, haveSource ? source : nullptr, reply);
+  uint8_t reply[kVnetHdrSize + kIcmpReplyMax];
+  size_t n = buildUnreachable(pkt, len, haveSource ? source : nullptr, reply + kVnetHdrSize);
   if (n == 0) return;
-  if (write(tun_->fd(), reply, n) == static_cast<ssize_t>(n))
-    Counters::add(counters_.icmpUnreachableSent);
-  else
-    Counters::add(counters_.tunTxErrors);
+  writeVnetHeader(reply, VnetHeader());
+  Counters::add(writeTun(reply, kVnetHdrSize + n) ? counters_.icmpUnreachableSent : counters_.tunTxErrors);
+}
+
+bool Device::writeTun(const uint8_t* buf, size_t len) {
+  ssize_t w;
+  do {
+    w = write(tun_->fd(), buf, len);
+  } while (w < 0 && errno == EINTR);
+  return w == static_cast<ssize_t>(len);
 }
 
 // ---- UDP thread -------------------------------------------------------------------------------
 
 void Device::udpLoop() {
   RecvBatch batch(kUdpBatch);
+  // Merging needs the TUN to understand super-packets; without offloads every packet goes alone.
+  TcpCoalescer tunOut([this](uint8_t* buf, size_t len) { return writeTun(buf, len); }, tun_->offloads());
   while (!stopping_) {
     std::shared_ptr<UdpSocket> sock = socket();
     pollfd fds[2] = {{sock ? sock->fd() : -1, POLLIN, 0}, {wakeUdp_, POLLIN, 0}};
@@ -632,19 +663,33 @@ void Device::udpLoop() {
     if (!sock || !fds[0].revents) continue;
     int n = batch.receive(*sock);
     if (n < 0) continue;  // a queued socket error (e.g. an ICMP report); nothing lost
-    Counters::add(counters_.udpRxPackets, static_cast<uint64_t>(n));
-    for (int i = 0; i < n; ++i) {
-      if (batch.truncated(static_cast<size_t>(i))) {
+    for (int m = 0; m < n; ++m) {
+      size_t i = static_cast<size_t>(m);
+      if (batch.truncated(i)) {
+        Counters::add(counters_.udpRxPackets);
         Counters::add(counters_.dropMalformed);
         continue;
       }
-      receiveDatagram(batch.data(static_cast<size_t>(i)), batch.length(static_cast<size_t>(i)),
-                      batch.source(static_cast<size_t>(i)));
+      // With GRO a message is a run of datagrams of one size (the last may be shorter).
+      size_t total = batch.length(i);
+      size_t step = batch.segmentSize(i);
+      if (step == 0) step = 1;  // an empty datagram: handled (and counted) as malformed below
+      Endpoint source = batch.source(i);
+      size_t offset = 0;
+      do {
+        size_t len = std::min(step, total - offset);
+        Counters::add(counters_.udpRxPackets);
+        receiveDatagram(batch.data(i) + offset, len, source, tunOut);
+        offset += len;
+      } while (offset < total);
     }
+    TcpCoalescer::Result w = tunOut.flush();
+    Counters::add(counters_.tunTxPackets, w.written);
+    Counters::add(counters_.tunTxErrors, w.failed);
   }
 }
 
-void Device::receiveDatagram(uint8_t* data, size_t len, const Endpoint& source) {
+void Device::receiveDatagram(uint8_t* data, size_t len, const Endpoint& source, TcpCoalescer& out) {
   // The type is a little-endian 32-bit word: one type byte and three zero bytes.
   if (len < 4 || data[1] != 0 || data[2] != 0 || data[3] != 0) {
     Counters::add(counters_.dropMalformed);
@@ -660,7 +705,7 @@ void Device::receiveDatagram(uint8_t* data, size_t len, const Endpoint& source) 
     return;
   }
   if (type == kMessageTransport && len >= kTransportMinSize) {
-    receiveTransport(data, len, source);
+    receiveTransport(data, len, source, out);
     return;
   }
   Counters::add(counters_.dropMalformed);
@@ -672,7 +717,7 @@ void Device::dropIndexIfSame(const std::shared_ptr<Keypair>& kp) {
   if (ix != index_.end() && ix->second.keypair == kp) index_.erase(ix);
 }
 
-void Device::receiveTransport(uint8_t* data, size_t len, const Endpoint& source) {
+void Device::receiveTransport(uint8_t* data, size_t len, const Endpoint& source, TcpCoalescer& out) {
   uint32_t receiver = get32le(data + 4);
   uint64_t counter = get64le(data + 8);
   IndexEntry entry;
@@ -753,11 +798,8 @@ void Device::receiveTransport(uint8_t* data, size_t len, const Endpoint& source)
       return;
     }
   }
-  ssize_t w;
-  do {
-    w = write(tun_->fd(), text, ipLen);
-  } while (w < 0 && errno == EINTR);
-  Counters::add(w == static_cast<ssize_t>(ipLen) ? counters_.tunTxPackets : counters_.tunTxErrors);
+  // The transport header before `text` is spent: it is the scratch room for the vnet header.
+  out.add(text, ipLen);
 }
 
 }  // namespace weft

@@ -1,12 +1,13 @@
 // The packet path of one WireGuard interface, independent of N-API: the TUN, the UDP socket, the
 // peer / receiver-index / allowed-IPs tables and two threads.
 //
-//   TUN thread: read -> destination lookup -> peer -> current keypair ? encrypt -> sendmmsg
-//                                                   : stage (<= 128) + need-handshake
+//   TUN thread: read (a TCP super-packet with offloads) -> split into segments (offload.h) ->
+//               destination lookup -> peer -> current keypair ? encrypt -> sendmmsg (UDP GSO runs)
+//                                                           : stage (<= 128) + need-handshake
 //               no peer -> ICMP unreachable back into the TUN (rate limited)
-//   UDP thread: recvmmsg -> handshake message ? event to JavaScript
+//   UDP thread: recvmmsg (UDP GRO: many datagrams per message) -> handshake message ? event to JS
 //               transport ? index -> keypair -> decrypt -> replay window -> key confirmation
-//               -> roaming -> source check -> TUN write
+//               -> roaming -> source check -> coalesce TCP segments (offload.h) -> TUN write
 //
 // Locking: `tableMu_` (shared for lookups) guards peers_, index_ and allowedIps_; each peer's `mu`
 // guards its endpoint, keypair slots and staged packets. Order: tableMu_ before a peer's mu, never
@@ -30,6 +31,7 @@
 #include "events.h"
 #include "icmp.h"
 #include "keypair.h"
+#include "offload.h"
 #include "peer.h"
 #include "tun.h"
 #include "udp.h"
@@ -50,8 +52,12 @@ struct PeerState {
 
 class Device {
  public:
-  /** Opens the TUN and sets its MTU. `events` must outlive the threads (until close()). */
-  Device(const std::string& name, int mtu, EventSink* events);
+  /**
+   * Opens the TUN and sets its MTU. `events` must outlive the threads (until close()). `offloads`:
+   * TSO/checksum offload on the TUN with split/coalesce, UDP GSO/GRO on the socket (each only where
+   * the kernel has it); off gives one packet per read, write and datagram.
+   */
+  Device(const std::string& name, int mtu, EventSink* events, bool offloads);
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
@@ -116,13 +122,16 @@ class Device {
   void dropIndexIfSame(const std::shared_ptr<Keypair>& kp);
 
   void tunLoop();
-  /** One packet read into slot + 16; true when it was encrypted and queued in `batch`. */
-  bool routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, const UdpSocket* sock, int mtu, int64_t now);
+  /** One packet at slot + 16; the datagram size when it was encrypted in place and queued, else 0. */
+  size_t routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, const UdpSocket* sock, int mtu, int64_t now);
   void answerUnreachable(const uint8_t* pkt, size_t len);
   void udpLoop();
-  void receiveDatagram(uint8_t* data, size_t len, const Endpoint& source);
-  void receiveTransport(uint8_t* data, size_t len, const Endpoint& source);
+  /** The inner packet of a transport message goes to `out` (written to the TUN at its flush). */
+  void receiveDatagram(uint8_t* data, size_t len, const Endpoint& source, TcpCoalescer& out);
+  void receiveTransport(uint8_t* data, size_t len, const Endpoint& source, TcpCoalescer& out);
+  bool writeTun(const uint8_t* buf, size_t len);
 
+  const bool offloads_;
   std::unique_ptr<Tun> tun_;
   EventSink* events_;
   Counters counters_;

@@ -72,9 +72,18 @@ DeviceWrap::DeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device
   std::string ifname = stringArg(info, 0, "name");
   int mtu = static_cast<int>(integerArg(info, 1, "mtu", 576, 65535));
   if (info.Length() < 3 || !info[2].IsFunction()) throwTypeError(env, "onEvents must be a function");
+  bool offloads = true;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    if (!info[3].IsObject()) throwTypeError(env, "options must be an object");
+    Napi::Value v = info[3].As<Napi::Object>().Get("offloads");
+    if (!v.IsUndefined()) {
+      if (!v.IsBoolean()) throwTypeError(env, "options.offloads must be a boolean");
+      offloads = v.As<Napi::Boolean>().Value();
+    }
+  }
   queue_ = EventQueue::create(env, info[2].As<Napi::Function>());
   try {
-    device_ = std::make_unique<Device>(ifname, mtu, queue_);
+    device_ = std::make_unique<Device>(ifname, mtu, queue_, offloads);
   } catch (...) {
     queue_->release();
     queue_ = nullptr;

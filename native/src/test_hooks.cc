@@ -6,6 +6,7 @@
 #include "aead.h"
 #include "constants.h"
 #include "js_args.h"
+#include "offload.h"
 
 namespace weft {
 namespace {
@@ -14,6 +15,26 @@ const uint8_t* keyArg(const Napi::CallbackInfo& info) {
   Napi::Uint8Array key = bytesArg(info, 0, "key");
   if (key.ByteLength() != kAeadKeySize) throwRangeError(info.Env(), "key must be 32 bytes");
   return key.Data();
+}
+
+uint16_t headerField(const Napi::Object& h, const char* name, uint32_t max) {
+  Napi::Value v = h.Get(name);
+  if (!v.IsNumber()) throwTypeError(h.Env(), std::string("header.") + name + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= max) || static_cast<double>(static_cast<uint32_t>(d)) != d)
+    throwRangeError(h.Env(), std::string("header.") + name + " out of range");
+  return static_cast<uint16_t>(d);
+}
+
+Napi::Object headerObject(Napi::Env env, const VnetHeader& h) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("flags", Napi::Number::New(env, h.flags));
+  o.Set("gsoType", Napi::Number::New(env, h.gsoType));
+  o.Set("hdrLen", Napi::Number::New(env, h.hdrLen));
+  o.Set("gsoSize", Napi::Number::New(env, h.gsoSize));
+  o.Set("csumStart", Napi::Number::New(env, h.csumStart));
+  o.Set("csumOffset", Napi::Number::New(env, h.csumOffset));
+  return o;
 }
 
 }  // namespace
@@ -109,6 +130,60 @@ Napi::Value aeadOpen(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> out(sealed.ByteLength() - kAeadTagSize + 1);
   if (!Aead::local().open(key, counter, sealed.Data(), sealed.ByteLength(), out.data())) return env.Null();
   return Napi::Buffer<uint8_t>::Copy(env, out.data(), sealed.ByteLength() - kAeadTagSize);
+}
+
+Napi::Value gsoSplit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throwTypeError(env, "header must be an object");
+  Napi::Object ho = info[0].As<Napi::Object>();
+  VnetHeader h;
+  h.flags = static_cast<uint8_t>(headerField(ho, "flags", 255));
+  h.gsoType = static_cast<uint8_t>(headerField(ho, "gsoType", 255));
+  h.hdrLen = headerField(ho, "hdrLen", 65535);
+  h.gsoSize = headerField(ho, "gsoSize", 65535);
+  h.csumStart = headerField(ho, "csumStart", 65535);
+  h.csumOffset = headerField(ho, "csumOffset", 65535);
+  Napi::Uint8Array pkt = bytesArg(info, 1, "packet");
+  GsoSplitter split;
+  if (!split.init(h, pkt.Data(), pkt.ByteLength())) return env.Null();
+  Napi::Array out = Napi::Array::New(env, split.count());
+  std::vector<uint8_t> seg(split.maxSegmentLength());
+  for (size_t i = 0; i < split.count(); ++i) {
+    size_t n = split.write(i, seg.data());
+    out.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(env, seg.data(), n));
+  }
+  return out;
+}
+
+Napi::Value groCoalesce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throwTypeError(env, "packets must be an array of Buffers");
+  Napi::Array in = info[0].As<Napi::Array>();
+  // Each packet gets the header room in front that the device's receive buffers have.
+  std::vector<std::vector<uint8_t>> copies(in.Length());
+  for (uint32_t i = 0; i < in.Length(); ++i) {
+    Napi::Value v = in.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throwTypeError(env, "packets must be an array of Buffers");
+    Napi::Uint8Array p = v.As<Napi::Uint8Array>();
+    if (p.ByteLength() == 0 || p.ByteLength() > kMaxIpPacket) throwRangeError(env, "packet length out of range");
+    copies[i].resize(kVnetHdrSize + p.ByteLength());
+    std::memcpy(copies[i].data() + kVnetHdrSize, p.Data(), p.ByteLength());
+  }
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  TcpCoalescer coalescer(
+      [&](uint8_t* buf, size_t len) {
+        Napi::Object w = Napi::Object::New(env);
+        w.Set("header", headerObject(env, readVnetHeader(buf)));
+        w.Set("packet", Napi::Buffer<uint8_t>::Copy(env, buf + kVnetHdrSize, len - kVnetHdrSize));
+        out.Set(n++, w);
+        return true;
+      },
+      true);
+  for (auto& c : copies) coalescer.add(c.data() + kVnetHdrSize, c.size() - kVnetHdrSize);
+  coalescer.flush();
+  return out;
 }
 
 }  // namespace weft

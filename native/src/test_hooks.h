@@ -1,5 +1,6 @@
-// Test hooks of the contract: ReplayWindow, AllowedIpsTable and one-shot aeadSeal/aeadOpen over
-// the same C++ code the packet path runs (replay.h, allowed_ips.cc, aead.cc).
+// Test hooks of the contract: ReplayWindow, AllowedIpsTable, one-shot aeadSeal/aeadOpen and the
+// offload split/coalesce over the same C++ code the packet path runs (replay.h, allowed_ips.cc,
+// aead.cc, offload.cc).
 #pragma once
 
 #include <napi.h>
@@ -43,5 +44,9 @@ class AllowedIpsTableWrap : public Napi::ObjectWrap<AllowedIpsTableWrap> {
 Napi::Value aeadSeal(const Napi::CallbackInfo& info);
 /** aeadOpen(key, counter, ciphertext) -> Buffer | null */
 Napi::Value aeadOpen(const Napi::CallbackInfo& info);
+/** gsoSplit(header, packet) -> Buffer[] | null: the segments the device encrypts for one TUN read. */
+Napi::Value gsoSplit(const Napi::CallbackInfo& info);
+/** groCoalesce(packets) -> {header, packet}[]: the TUN writes for one batch of decrypted packets. */
+Napi::Value groCoalesce(const Napi::CallbackInfo& info);
 
 }  // namespace weft

@@ -25,14 +25,15 @@ void setIfName(ifreq* ifr, const char* name) {
 
 }  // namespace
 
-Tun::Tun(const std::string& name, int mtu) {
+Tun::Tun(const std::string& name, int mtu, bool offloads) {
   if (name.size() >= IFNAMSIZ) throw UsageError("EINVAL", "interface name too long: " + name);
   if (mtu < 576 || mtu > 65535) throw UsageError("EINVAL", "MTU out of range: " + std::to_string(mtu));
   fd_ = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (fd_ < 0) throw SysError(errno, "open /dev/net/tun");
   ifreq ifr{};
-  // IFF_NO_PI now; IFF_VNET_HDR (offloads) and IFF_MULTI_QUEUE can be added here later.
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  // The virtio-net header is always on, so reads and writes have one format with or without
+  // offloads (without them the header is all zero).
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
   setIfName(&ifr, name.c_str());
   if (ioctl(fd_, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -40,6 +41,9 @@ Tun::Tun(const std::string& name, int mtu) {
     throw SysError(err, "TUNSETIFF " + name);
   }
   name_ = ifr.ifr_name;
+  // TSO needs CSUM; ECN-marked super-packets (TSO_ECN) are left to the kernel to cut, which keeps
+  // CWR handling where it belongs. The setting also means coalesced writes are accepted.
+  if (offloads && ioctl(fd_, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0) offloads_ = true;
   ctl_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (ctl_ < 0) {
     int err = errno;

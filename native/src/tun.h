@@ -1,5 +1,6 @@
-// The TUN interface: opened with IFF_TUN | IFF_NO_PI (layer-3 packets, no packet-information
-// header), non-blocking. The file descriptor keeps working when the interface moves to another
+// The TUN interface: opened with IFF_TUN | IFF_NO_PI | IFF_VNET_HDR (layer-3 packets, each read
+// and write preceded by a virtio-net header, offload.h), non-blocking. With offloads the kernel may
+// hand it TCP super-packets (TSO4/TSO6) and packets with a partial checksum (CSUM). The file descriptor keeps working when the interface moves to another
 // namespace; name, MTU and addresses are looked up through a control socket created in the
 // namespace where the device was opened.
 #pragma once
@@ -15,13 +16,18 @@ namespace weft {
 
 class Tun {
  public:
-  /** Opens (creating if needed) the TUN `name` ("" lets the kernel choose) and sets its MTU. */
-  Tun(const std::string& name, int mtu);
+  /**
+   * Opens (creating if needed) the TUN `name` ("" lets the kernel choose) and sets its MTU. With
+   * `offloads`, enables TSO4/TSO6 and checksum offload (quietly without them if the kernel refuses).
+   */
+  Tun(const std::string& name, int mtu, bool offloads);
   ~Tun();
   Tun(const Tun&) = delete;
   Tun& operator=(const Tun&) = delete;
 
   int fd() const { return fd_; }
+  /** TSO super-packets may arrive (TUNSETOFFLOAD succeeded), so coalesced writes are understood. */
+  bool offloads() const { return offloads_; }
   const std::string& name() const { return name_; }
   /** Closes the descriptor (the kernel removes a non-persistent interface then). */
   void close();
@@ -40,6 +46,7 @@ class Tun {
   int fd_ = -1;
   int ctl_ = -1;  // AF_INET datagram socket for interface ioctls, in the creation namespace
   int ifindex_ = 0;
+  bool offloads_ = false;
   std::string name_;
   std::atomic<int> mtu_{0};
   std::atomic<int64_t> mtuReadAt_{0};

@@ -1,6 +1,7 @@
 #include "udp.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -11,10 +12,26 @@
 #include "constants.h"
 #include "sys_error.h"
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
 namespace weft {
 namespace {
 
 constexpr int kSocketBuffer = 7 << 20;  // as wireguard-go asks for
+// The kernel's UDP_MAX_SEGMENTS was 64 until 6.x; stay within the older limit, and within one IP
+// datagram's 64 KiB for the whole run (the kernel refuses more with EINVAL).
+constexpr size_t kMaxGsoSegments = 64;
+constexpr size_t kMaxGsoBytes = 65535 - 8 - 40;
+constexpr size_t kSegmentControlSpace = CMSG_SPACE(sizeof(uint16_t));
+constexpr size_t kGroControlSpace = CMSG_SPACE(sizeof(int));
 
 void growBuffers(int fd) {
   int size = kSocketBuffer;
@@ -65,7 +82,7 @@ int bindSocket(int family, uint16_t port, uint32_t fwmark, uint16_t* boundPort) 
 
 }  // namespace
 
-std::shared_ptr<UdpSocket> UdpSocket::open(uint16_t port, uint32_t fwmark) {
+std::shared_ptr<UdpSocket> UdpSocket::open(uint16_t port, uint32_t fwmark, bool offloads) {
   uint16_t bound = 0;
   int family = AF_INET6;
   int fd = bindSocket(AF_INET6, port, fwmark, &bound);
@@ -75,7 +92,15 @@ std::shared_ptr<UdpSocket> UdpSocket::open(uint16_t port, uint32_t fwmark) {
     fd = bindSocket(AF_INET, port, fwmark, &bound);
   }
   if (fd < 0) throw SysError(-fd, "bind UDP port " + std::to_string(port));
-  return std::shared_ptr<UdpSocket>(new UdpSocket(fd, family, bound));
+  bool gso = false, gro = false;
+  if (offloads) {
+    // Probing UDP_SEGMENT with size 0 (the socket default: "no segmentation") tells whether the
+    // kernel knows the option; GRO is simply asked for.
+    int zero = 0, one = 1;
+    gso = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+    gro = setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  }
+  return std::shared_ptr<UdpSocket>(new UdpSocket(fd, family, bound, gso, gro));
 }
 
 UdpSocket::~UdpSocket() { close(fd_); }
@@ -94,42 +119,110 @@ int UdpSocket::sendTo(const Endpoint& ep, const uint8_t* data, size_t len) {
   }
 }
 
-SendBatch::SendBatch(size_t capacity) : capacity_(capacity), msgs_(capacity), iov_(capacity), addrs_(capacity) {}
+SendBatch::SendBatch(size_t capacity) : capacity_(capacity) {
+  iov_.reserve(capacity);
+  messages_.reserve(capacity);
+  mmsg_.resize(capacity);
+  control_.resize(capacity * kSegmentControlSpace);
+}
 
 SendBatch::~SendBatch() = default;
 
-bool SendBatch::add(int socketFamily, const Endpoint& ep, const uint8_t* data, size_t len) {
-  if (count_ == capacity_) return false;
-  socklen_t slen = toSockaddr(ep, socketFamily, &addrs_[count_]);
+void SendBatch::clear() {
+  iov_.clear();
+  messages_.clear();
+}
+
+bool SendBatch::add(const UdpSocket& sock, const Endpoint& ep, const uint8_t* data, size_t len) {
+  if (full()) return false;
+  sockaddr_storage ss;
+  socklen_t slen = toSockaddr(ep, sock.family(), &ss);
   if (slen == 0) return false;
-  iov_[count_].iov_base = const_cast<uint8_t*>(data);
-  iov_[count_].iov_len = len;
-  mmsghdr& m = msgs_[count_];
-  std::memset(&m, 0, sizeof m);
-  m.msg_hdr.msg_name = &addrs_[count_];
-  m.msg_hdr.msg_namelen = slen;
-  m.msg_hdr.msg_iov = &iov_[count_];
-  m.msg_hdr.msg_iovlen = 1;
-  ++count_;
+  iov_.push_back({const_cast<uint8_t*>(data), len});
+  if (!messages_.empty() && sock.gso()) {
+    Message& m = messages_.back();
+    if (!m.closed && len <= m.segmentSize && m.iovCount < kMaxGsoSegments && m.bytes + len <= kMaxGsoBytes &&
+        m.addrLen == slen && std::memcmp(&m.addr, &ss, slen) == 0) {
+      m.iovCount += 1;
+      m.bytes += len;
+      m.closed = len < m.segmentSize;
+      return true;
+    }
+  }
+  Message m;
+  m.addr = ss;
+  m.addrLen = slen;
+  m.firstIov = iov_.size() - 1;
+  m.iovCount = 1;
+  m.segmentSize = len;
+  m.bytes = len;
+  m.closed = false;
+  messages_.push_back(m);
   return true;
 }
 
-SendBatch::Result SendBatch::flush(const UdpSocket& sock) {
+size_t SendBatch::sendSingly(UdpSocket& sock, const Message& m, size_t* failed) {
+  size_t sent = 0;
+  for (size_t k = 0; k < m.iovCount; ++k) {
+    const iovec& v = iov_[m.firstIov + k];
+    ssize_t r;
+    do {
+      r = sendto(sock.fd(), v.iov_base, v.iov_len, 0, reinterpret_cast<const sockaddr*>(&m.addr), m.addrLen);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+      ++*failed;
+    else
+      ++sent;
+  }
+  return sent;
+}
+
+SendBatch::Result SendBatch::flush(UdpSocket& sock) {
   Result r;
+  const size_t count = messages_.size();
+  for (size_t i = 0; i < count; ++i) {
+    Message& m = messages_[i];
+    mmsghdr& mm = mmsg_[i];
+    std::memset(&mm, 0, sizeof mm);
+    mm.msg_hdr.msg_name = &m.addr;
+    mm.msg_hdr.msg_namelen = m.addrLen;
+    mm.msg_hdr.msg_iov = &iov_[m.firstIov];
+    mm.msg_hdr.msg_iovlen = m.iovCount;
+    if (m.iovCount > 1) {
+      uint8_t* ctl = control_.data() + i * kSegmentControlSpace;
+      std::memset(ctl, 0, kSegmentControlSpace);
+      mm.msg_hdr.msg_control = ctl;
+      mm.msg_hdr.msg_controllen = kSegmentControlSpace;
+      cmsghdr* c = CMSG_FIRSTHDR(&mm.msg_hdr);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t seg = static_cast<uint16_t>(m.segmentSize);
+      std::memcpy(CMSG_DATA(c), &seg, sizeof seg);
+    }
+  }
   size_t i = 0;
-  while (i < count_) {
-    int n = sendmmsg(sock.fd(), &msgs_[i], static_cast<unsigned>(count_ - i), 0);
+  while (i < count) {
+    int n = sendmmsg(sock.fd(), &mmsg_[i], static_cast<unsigned>(count - i), 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      // The datagram at i was refused (no route, bad address...): skip it, keep the rest.
-      ++r.failed;
+      const Message& m = messages_[i];
+      if (m.iovCount > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+        // The path cannot take segmented sends (no checksum offload on the way out, an old
+        // kernel): stop asking, and send this run one datagram at a time.
+        sock.disableGso();
+        r.sent += sendSingly(sock, m, &r.failed);
+      } else {
+        // Refused (no route, bad address...): skip this message, keep the rest.
+        r.failed += m.iovCount;
+      }
       ++i;
       continue;
     }
-    r.sent += static_cast<size_t>(n);
+    for (int k = 0; k < n; ++k) r.sent += messages_[i + static_cast<size_t>(k)].iovCount;
     i += static_cast<size_t>(n);
   }
-  count_ = 0;
+  clear();
   return r;
 }
 
@@ -139,7 +232,8 @@ RecvBatch::RecvBatch(size_t count)
       buffers_(new uint8_t[count * stride_]),
       msgs_(count),
       iov_(count),
-      addrs_(count) {}
+      addrs_(count),
+      control_(count * kGroControlSpace) {}
 
 RecvBatch::~RecvBatch() = default;
 
@@ -153,6 +247,8 @@ int RecvBatch::receive(const UdpSocket& sock) {
     m.msg_hdr.msg_namelen = sizeof addrs_[i];
     m.msg_hdr.msg_iov = &iov_[i];
     m.msg_hdr.msg_iovlen = 1;
+    m.msg_hdr.msg_control = control_.data() + i * kGroControlSpace;
+    m.msg_hdr.msg_controllen = kGroControlSpace;
   }
   for (;;) {
     int n = recvmmsg(sock.fd(), msgs_.data(), static_cast<unsigned>(count_), MSG_DONTWAIT, nullptr);
@@ -167,6 +263,18 @@ size_t RecvBatch::length(size_t i) const { return msgs_[i].msg_len; }
 
 bool RecvBatch::truncated(size_t i) const {
   return (msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || msgs_[i].msg_len > kMaxDatagram;
+}
+
+size_t RecvBatch::segmentSize(size_t i) const {
+  msghdr* h = const_cast<msghdr*>(&msgs_[i].msg_hdr);
+  for (cmsghdr* c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int size;
+      std::memcpy(&size, CMSG_DATA(c), sizeof size);
+      if (size > 0) return static_cast<size_t>(size);
+    }
+  }
+  return msgs_[i].msg_len;
 }
 
 }  // namespace weft

@@ -87,7 +87,8 @@ async function serve(ifname: string): Promise<void> {
   try {
     // TEST ONLY switch: lets the key-lifetime tests age keypairs through the control socket.
     const testHooks = process.env.WEFT_WG_TEST_HOOKS === '1';
-    device = new Device(ifname, { log, testHooks });
+    // WEFT_WG_OFFLOADS=0 turns the segmentation offloads off (to measure what they bring).
+    device = new Device(ifname, { log, testHooks, offloads: process.env.WEFT_WG_OFFLOADS !== '0' });
     if (testHooks) log.error('WEFT_WG_TEST_HOOKS=1: test hooks enabled, not for production use');
   } catch (err) {
     const msg = `Failed to create TUN device ${ifname}: ${(err as Error).message}`;

@@ -25,6 +25,11 @@ export interface DeviceOptions {
    * with WEFT_WG_TEST_HOOKS=1; never enable it on a production device.
    */
   testHooks?: boolean;
+  /**
+   * Segmentation offloads on the packet path (default true): TCP super-packets through the TUN,
+   * UDP GSO/GRO on the socket. False only to measure what they bring (bench/wg-throughput.ts).
+   */
+  offloads?: boolean;
 }
 
 /** errno for "no such peer / no current keypair" in `test=1` answers. */
@@ -54,7 +59,9 @@ export class Device implements UapiDevice, UapiTestHooks, PeerHost {
   constructor(ifname: string, options: DeviceOptions = {}) {
     this.log = options.log ?? silentLogger;
     this.testHooks = options.testHooks === true;
-    this.native = loadNative().createDevice(ifname, options.mtu ?? DEFAULT_MTU, (events) => this.onEvents(events));
+    this.native = loadNative().createDevice(ifname, options.mtu ?? DEFAULT_MTU, (events) => this.onEvents(events), {
+      offloads: options.offloads ?? true,
+    });
     this.name = this.native.name;
     this.handshakes = new HandshakeReceiver(this);
     // Bind at once to a random port, as wireguard-go does when it comes up with listen_port 0.

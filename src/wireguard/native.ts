@@ -168,8 +168,10 @@ export interface NativeModule {
   /**
    * Open (creating if needed) the TUN device `name` in the caller's network namespace, set its
    * MTU to `mtu`, and prepare (not start) the packet threads. `onEvents` receives batches.
+   * `offloads` (default true): TSO/checksum offload on the TUN with segment split and coalesce,
+   * UDP GSO/GRO on the socket, each where the kernel has it; false: one packet per system call.
    */
-  createDevice(name: string, mtu: number, onEvents: (events: NativeEvent[]) => void): NativeDevice;
+  createDevice(name: string, mtu: number, onEvents: (events: NativeEvent[]) => void, options?: { offloads?: boolean }): NativeDevice;
   /**
    * Test hooks over the same C++ code the packet path uses, so unit tests exercise the real thing.
    * ReplayWindow: validate(counter) returns true if the counter is fresh and records it.
@@ -194,6 +196,26 @@ export interface NativeModule {
   /** One-shot AEAD with the packet path's implementation (for known-answer tests). */
   aeadSeal(key: Buffer, counter: bigint, plaintext: Buffer): Buffer;
   aeadOpen(key: Buffer, counter: bigint, ciphertext: Buffer): Buffer | null;
+  /**
+   * The segments the device encrypts for one TUN read with this virtio-net header (offload.h):
+   * a TSO super-packet cut at gsoSize with headers and checksums fixed, or the packet with its
+   * partial checksum completed. null: malformed (the device drops and counts it).
+   */
+  gsoSplit(header: VnetHeader, packet: Buffer): Buffer[] | null;
+  /** The TUN writes (header + packet) the device makes for one batch of decrypted packets. */
+  groCoalesce(packets: Buffer[]): { header: VnetHeader; packet: Buffer }[];
+}
+
+/** struct virtio_net_hdr as the TUN reads and writes it (IFF_VNET_HDR). */
+export interface VnetHeader {
+  /** 1: NEEDS_CSUM (the checksum at csumStart + csumOffset is partial). */
+  flags: number;
+  /** 0 none, 1 TCPv4, 4 TCPv6 (| 0x80 ECN). */
+  gsoType: number;
+  hdrLen: number;
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -40,8 +40,14 @@ export class Capture {
     child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
   }
 
-  /** Capture UDP on `iface` inside `ns`; resolves once tcpdump is listening. */
+  /**
+   * Capture UDP on `iface` inside `ns`; resolves once tcpdump is listening. UDP segmentation
+   * offload is turned off on `iface` first: a UDP GSO run (weft-wg sends one per burst) otherwise
+   * passes a veth, and the tap, whole; without it the kernel cuts the run into datagrams before
+   * the tap, as it must for a NIC without the offload, so the capture sees the wire's datagrams.
+   */
   static async start(lab: NetLab, ns: string, iface: string): Promise<Capture> {
+    await lab.exec(ns, ['ethtool', '-K', iface, 'tx-udp-segmentation', 'off']);
     const child = lab.spawn(ns, ['tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-s', String(SNAPLEN), '-w', '-', 'udp']);
     const cap = new Capture(child);
     await waitFor(`tcpdump listening on ${iface}`, () => {
