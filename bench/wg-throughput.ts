@@ -5,8 +5,9 @@
 // table, never fatal.
 //
 //   node bench/wg-throughput.ts [--seconds 10] [--pings 100] [--ping-interval 0.05] [--parallel 4]
-//                               [--impls weft-wg,wireguard-go] [--no-veth] [--out bench/results]
-// --impls takes names (weft-wg, wireguard-go) or paths of commands following wireguard-go's CLI.
+//                               [--impls weft-wg,weft-wg-no-offloads,wireguard-go] [--no-veth] [--out bench/results]
+// --impls takes names (weft-wg, weft-wg-no-offloads, wireguard-go) or paths of commands following
+// wireguard-go's CLI.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,14 +22,14 @@ const { values: opt } = parseArgs({
     pings: { type: 'string', default: '100' },
     'ping-interval': { type: 'string', default: '0.05' },
     parallel: { type: 'string', default: '4' },
-    impls: { type: 'string', default: 'weft-wg,wireguard-go' },
+    impls: { type: 'string', default: 'weft-wg,weft-wg-no-offloads,wireguard-go' },
     'no-veth': { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(repoRoot, 'bench/results') },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opt.help) {
-  console.log('usage: node bench/wg-throughput.ts [--seconds 10] [--pings 100] [--ping-interval 0.05] [--parallel 4] [--impls weft-wg,wireguard-go] [--no-veth] [--out DIR]');
+  console.log('usage: node bench/wg-throughput.ts [--seconds 10] [--pings 100] [--ping-interval 0.05] [--parallel 4] [--impls weft-wg,weft-wg-no-offloads,wireguard-go] [--no-veth] [--out DIR]');
   process.exit(0);
 }
 const seconds = Number(opt.seconds);
@@ -41,6 +42,15 @@ interface Throughput {
   retransmits: number;
   /** CPU seconds both device processes used during this transfer (absent for raw veth). */
   deviceCpuSeconds?: number;
+  /** Gigabits received during the transfer (receiver bitrate × receiver seconds). */
+  gigabits?: number;
+  /** deviceCpuSeconds ÷ gigabits: device CPU (both ends) per gigabit carried (absent for raw veth). */
+  cpuSecondsPerGbit?: number;
+  /**
+   * Share of the whole machine's CPU time (all cores, /proc/stat) busy during the transfer: near
+   * 1 means the run was CPU-bound, so more threads could not have made it faster.
+   */
+  machineBusy?: number;
 }
 type Cell<T> = T | { error: string };
 
@@ -93,8 +103,22 @@ async function sampled<T>(pids: [number, number] | null, peak: { a: number; b: n
   }
 }
 
+/** Busy and total jiffies of all CPUs together (first line of /proc/stat). */
+function machineJiffies(): { busy: number; total: number } {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((s, v) => s + v, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0); // idle + iowait
+  return { busy: total - idle, total };
+}
+
 function toThroughput(r: IperfResult, cpu?: number): Throughput {
-  return { gbps: r.bitsPerSecond / 1e9, retransmits: r.retransmits, ...(cpu !== undefined ? { deviceCpuSeconds: cpu } : {}) };
+  const gigabits = (r.bitsPerSecond * (r.seconds > 0 ? r.seconds : seconds)) / 1e9;
+  return {
+    gbps: r.bitsPerSecond / 1e9,
+    retransmits: r.retransmits,
+    gigabits,
+    ...(cpu !== undefined ? { deviceCpuSeconds: cpu, ...(gigabits > 0 ? { cpuSecondsPerGbit: cpu / gigabits } : {}) } : {}),
+  };
 }
 
 async function measure(subject: string, lab: NetLab, clientNs: string, server: IperfServer, target: { v4: string }, pids: [number, number] | null, res: SubjectResult): Promise<void> {
@@ -103,8 +127,11 @@ async function measure(subject: string, lab: NetLab, clientNs: string, server: I
   const transfer = async (o: { reverse?: boolean; parallel?: number }): Promise<Cell<Throughput>> =>
     attempt(async () => {
       const c0 = cpuNow();
+      const m0 = machineJiffies();
       const r = await sampled(pids, peak, () => server.run(clientNs, target.v4, { seconds, ...o }));
-      return toThroughput(r, pids ? cpuNow() - c0 : undefined);
+      const m1 = machineJiffies();
+      const busy = m1.total > m0.total ? (m1.busy - m0.busy) / (m1.total - m0.total) : undefined;
+      return { ...toThroughput(r, pids ? cpuNow() - c0 : undefined), ...(busy !== undefined ? { machineBusy: busy } : {}) };
     });
   const start: ProcUsage[] | null = pids ? [procUsage(pids[0]), procUsage(pids[1])] : null;
   process.stderr.write(`[${subject}] TCP 1 stream A→B ${seconds} s\n`);
@@ -173,7 +200,10 @@ function cellText<T>(c: Cell<T> | undefined, f: (v: T) => string): string {
   if (typeof c === 'object' && c !== null && 'error' in c) return `error: ${(c as { error: string }).error.slice(0, 40)}`;
   return f(c as T);
 }
-const tp = (t: Throughput) => `${t.gbps.toFixed(2)} Gbit/s (${t.retransmits} retr)`;
+const tp = (t: Throughput) =>
+  `${t.gbps.toFixed(2)} Gbit/s${t.cpuSecondsPerGbit === undefined ? '' : `, ${t.cpuSecondsPerGbit.toFixed(2)} CPU s/Gbit`} (${t.retransmits} retr${
+    t.machineBusy === undefined ? '' : `, CPU ${Math.round(t.machineBusy * 100)}% busy`
+  })`;
 const mib = (k: number) => (k / 1024).toFixed(1);
 
 function table(results: SubjectResult[]): string {
@@ -224,7 +254,8 @@ results.push(...bad);
 
 const machine = await machineInfo();
 console.log(`\nWireGuard device benchmark — ${started.toISOString()} — ${machine.nproc} CPU (${machine.cpuModel}), kernel ${machine.kernel}`);
-console.log(`A and B are network namespaces joined by a veth; devices configured with wg; iperf3 ${seconds} s; MTU 1420 inside the tunnel.\n`);
+console.log(`A and B are network namespaces joined by a veth; devices configured with wg; iperf3 ${seconds} s; MTU 1420 inside the tunnel.`);
+console.log(`CPU s/Gbit: CPU seconds both devices used during the transfer ÷ gigabits received (lower is better); % busy: the whole machine during it.\n`);
 console.log(table(results));
 for (const r of results) if (r.error) console.log(`\n${r.subject} FAILED: ${r.error}`);
 fs.mkdirSync(String(opt.out), { recursive: true });

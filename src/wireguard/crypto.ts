@@ -187,6 +187,23 @@ export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
   return Uint8Array.from(spki.subarray(spki.length - KEY_SIZE));
 }
 
+// Importing a raw X25519 key into OpenSSL (DER -> KeyObject) costs about twice the exchange itself,
+// and a responder's handshake uses its static private key and the peer's static public key every
+// time. KeyObjects are therefore remembered per key array (the device's identity, each peer's
+// key, an ephemeral used twice in one message), checked against a copy of the bytes in case an
+// array was changed in place. Weak keys: entries go when their arrays do.
+type KeyCache = WeakMap<Uint8Array, { bytes: Buffer; key: KeyObject }>;
+const privateKeyObjects: KeyCache = new WeakMap();
+const publicKeyObjects: KeyCache = new WeakMap();
+
+function cachedKeyObject(cache: KeyCache, raw: Uint8Array, make: (raw: Uint8Array) => KeyObject): KeyObject {
+  const hit = cache.get(raw);
+  if (hit && hit.bytes.equals(raw)) return hit.key;
+  const key = make(raw);
+  cache.set(raw, { bytes: Buffer.from(raw), key });
+  return key;
+}
+
 /**
  * X25519(privateKey, publicKey). Null when the result is all zeros: the public key is of low order
  * (or otherwise degenerate) and the "shared" secret would be known to everyone. OpenSSL already
@@ -196,7 +213,10 @@ export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | 
   if (privateKey.length !== KEY_SIZE || publicKey.length !== KEY_SIZE) return null;
   let shared: Buffer;
   try {
-    shared = diffieHellman({ privateKey: privateKeyObject(privateKey), publicKey: publicKeyObject(publicKey) });
+    shared = diffieHellman({
+      privateKey: cachedKeyObject(privateKeyObjects, privateKey, privateKeyObject),
+      publicKey: cachedKeyObject(publicKeyObjects, publicKey, publicKeyObject),
+    });
   } catch {
     return null;
   }

@@ -25,12 +25,18 @@ export interface WgImpl {
 
 export const wireguardGo: WgImpl = { name: 'wireguard-go', command: ['wireguard-go'] };
 export const weftWg: WgImpl = { name: 'weft-wg', command: [path.join(repoRoot, 'bin/weft-wg')] };
+/** weft-wg with the segmentation offloads off: what they bring, measured (bench/wg-throughput.ts). */
+export const weftWgNoOffloads: WgImpl = {
+  name: 'weft-wg-no-offloads',
+  command: ['env', 'WEFT_WG_OFFLOADS=0', path.join(repoRoot, 'bin/weft-wg')],
+};
 
 /** Resolve a name (`weft-wg`, `wireguard-go`) or a command path into an implementation. */
 export function implByName(spec: string): WgImpl {
   const s = spec.trim();
   if (s === weftWg.name || s === 'weft') return weftWg;
   if (s === wireguardGo.name) return wireguardGo;
+  if (s === weftWgNoOffloads.name) return weftWgNoOffloads;
   if (s.includes('/')) return { name: path.basename(s), command: [path.resolve(s)] };
   throw new Error(`unknown WireGuard implementation "${spec}" (use weft-wg, wireguard-go or a command path)`);
 }

@@ -1,0 +1,368 @@
+// Load generator for bench/handshake-rate.ts, run as its own process inside the initiator-side
+// namespace:
+//   node bench/handshake-initiators.ts CONFIG.json
+// It plays many WireGuard initiators at once with the repository's own Noise code: for each peer a
+// real initiation (fresh ephemeral, TAI64N timestamp strictly increasing per peer, mac1, and mac2
+// once a cookie is held for the source address), then it consumes the responder's response
+// (mac1 checked, Noise handshake completed, session keys derived), confirms the session with a
+// keepalive (an empty transport message under the new keys, as a real initiator sends when it has
+// no data: only then does the responder count the handshake as complete) and counts it. A
+// cookie reply is decrypted against the mac1 of the initiation it answers, the cookie is kept for
+// that source socket, and the same initiation is sent again with a valid mac2.
+//
+// Protocol with the parent: one line `{"event":"ready"}` on stdout once the sockets are bound;
+// the parent writes `go` on stdin; the generator warms up for `warmupSeconds`, prints
+// `{"event":"measuring"}`, counts for `seconds`, prints one `{"event":"done",...}` line and exits.
+// Bounded: it exits by itself if no `go` comes within 60 s, if stdin closes, or on SIGTERM/SIGINT
+// (printing what it has).
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import { compareTai64n, tai64n } from '../src/wireguard/tai64n.ts';
+import { consumeResponse, createInitiation, noPresharedKey, precomputeStaticStatic, type InitiatorState, type NoisePeer, type StaticIdentity } from '../src/wireguard/noise.ts';
+import { cookieKey, mac1Key } from '../src/wireguard/cookie.ts';
+import { aeadSeal, mac, publicKeyOf, randomIndex, xaeadOpen } from '../src/wireguard/crypto.ts';
+import { equalBytes, parseBase64Key } from '../src/wireguard/keys.ts';
+import { COOKIE_REFRESH_TIME_MS, MESSAGE_COOKIE_REPLY_SIZE, MESSAGE_RESPONSE_SIZE, MESSAGE_TYPE_COOKIE_REPLY, MESSAGE_TYPE_RESPONSE } from '../src/wireguard/constants.ts';
+import {
+  COOKIE_REPLY_COOKIE_OFFSET,
+  COOKIE_REPLY_COOKIE_SIZE,
+  COOKIE_REPLY_NONCE_OFFSET,
+  buildTransport,
+  INITIATION_MAC1_OFFSET,
+  INITIATION_MAC2_OFFSET,
+  RESPONSE_MAC1_OFFSET,
+  RESPONSE_MAC2_OFFSET,
+} from '../src/wireguard/messages.ts';
+import { XAEAD_NONCE_SIZE } from '../src/wireguard/constants.ts';
+
+export interface InitiatorsConfig {
+  /** Responder's underlay address and listen port. */
+  host: string;
+  port: number;
+  /** Responder's static public key (base64). */
+  responderPublicKey: string;
+  /** JSON file holding `{ "privateKeys": [base64, …] }`: one initiator peer each. */
+  keysFile: string;
+  /** Local addresses to send from, one UDP socket each; peer i uses source i mod length. */
+  sources: string[];
+  warmupSeconds: number;
+  seconds: number;
+  /** Handshakes in flight at most (sent, not yet answered or timed out). */
+  inflight: number;
+  /** An unanswered initiation is given up after this long. */
+  timeoutMs: number;
+  /** Minimum time between two initiations of one peer (responder accepts one per 20 ms). */
+  gapMs: number;
+}
+
+export interface InitiatorsReport {
+  event: 'done';
+  /** Length of the measured window (s). */
+  seconds: number;
+  /** Handshakes completed in the window (response verified, session keys derived, keepalive sent). */
+  completed: number;
+  /** Cookie replies received (and decrypted) in the window. */
+  cookieReplies: number;
+  /** Initiations sent in the window, including resends with mac2. */
+  initiationsSent: number;
+  /** Of those, resends answering a cookie reply. */
+  resentWithMac2: number;
+  /** Initiations given up (no response within timeoutMs) in the window. */
+  timeouts: number;
+  /** Responses that did not verify, cookie replies that did not decrypt, datagrams for no pending handshake. */
+  badResponses: number;
+  badCookies: number;
+  stray: number;
+  /** Distinct peers that completed at least one handshake in the window. */
+  peersCompleted: number;
+  /** Send-to-completion time of the handshakes completed in the window (ms). */
+  latencyMedianMs: number;
+  latencyP90Ms: number;
+  /** Completions per whole second of the window. */
+  perSecond: number[];
+  /** This process's CPU seconds (user + system) over the window. */
+  cpuSeconds: number;
+  /** Ended early by a signal or a closed stdin. */
+  interrupted?: string;
+}
+
+interface PeerState {
+  n: number;
+  identity: StaticIdentity;
+  noise: NoisePeer;
+  /** mac1 key for responses addressed to this peer. */
+  responseMac1Key: Uint8Array;
+  lastTimestamp: Uint8Array | null;
+  nextAt: number;
+  source: Source;
+}
+
+interface Source {
+  socket: dgram.Socket;
+  cookie: Uint8Array | null;
+  cookieAt: number;
+}
+
+interface Pending {
+  peer: PeerState;
+  state: InitiatorState;
+  message: Uint8Array;
+  mac1: Uint8Array;
+  sentAt: number;
+  resends: number;
+}
+
+const EMPTY = new Uint8Array(0);
+const cfg = JSON.parse(fs.readFileSync(process.argv[2] ?? '', 'utf8')) as InitiatorsConfig;
+const responderStatic = parseBase64Key(cfg.responderPublicKey);
+if (!responderStatic) throw new Error('bad responderPublicKey');
+const requestMac1Key = mac1Key(responderStatic);
+const replyCookieKey = cookieKey(responderStatic);
+const privateKeys = (JSON.parse(fs.readFileSync(cfg.keysFile, 'utf8')) as { privateKeys: string[] }).privateKeys;
+
+const sources: Source[] = [];
+for (const address of cfg.sources) {
+  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, address, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  socket.on('error', () => {});
+  sources.push({ socket, cookie: null, cookieAt: 0 });
+}
+
+const peers: PeerState[] = privateKeys.map((b64, n) => {
+  const privateKey = parseBase64Key(b64);
+  if (!privateKey) throw new Error(`bad private key #${n}`);
+  const identity: StaticIdentity = { privateKey, publicKey: publicKeyOf(privateKey) };
+  const noise: NoisePeer = { remoteStatic: responderStatic, presharedKey: noPresharedKey(), precomputedStaticStatic: precomputeStaticStatic(identity, responderStatic) };
+  return { n, identity, noise, responseMac1Key: mac1Key(identity.publicKey), lastTimestamp: null, nextAt: 0, source: sources[n % sources.length]! };
+});
+
+// ---- counters -------------------------------------------------------------------------------
+
+type Phase = 'idle' | 'warmup' | 'measuring' | 'done';
+let phase: Phase = 'idle';
+let windowStart = 0;
+let cpuStart = process.cpuUsage();
+const c = { completed: 0, cookieReplies: 0, initiationsSent: 0, resentWithMac2: 0, timeouts: 0, badResponses: 0, badCookies: 0, stray: 0 };
+const latencies: number[] = [];
+const perSecond: number[] = [];
+const peersCompleted = new Set<number>();
+const counting = () => phase === 'measuring';
+
+// ---- the initiators -------------------------------------------------------------------------
+
+const pending = new Map<number, Pending>();
+/** Idle peers, in the order they may start again (their nextAt is non-decreasing). */
+const ready: PeerState[] = [...peers];
+let readyHead = 0;
+
+/** A TAI64N label for now, strictly greater than the peer's previous one (the responder's replay rule). */
+function nextTimestamp(previous: Uint8Array | null): Uint8Array {
+  const now = tai64n();
+  if (previous === null || compareTai64n(now, previous) > 0) return now;
+  // Same 2^24 ns bucket as last time: step the nanosecond field by one instead.
+  const out = Uint8Array.from(previous);
+  const v = new DataView(out.buffer);
+  const nanos = v.getUint32(8, false) + 1;
+  if (nanos >= 1_000_000_000) {
+    v.setBigUint64(0, v.getBigUint64(0, false) + 1n, false);
+    v.setUint32(8, 0, false);
+  } else v.setUint32(8, nanos, false);
+  return out;
+}
+
+function freshIndex(): number {
+  for (;;) {
+    const i = randomIndex();
+    if (!pending.has(i)) return i;
+  }
+}
+
+function send(p: Pending): void {
+  p.peer.source.socket.send(p.message, cfg.port, cfg.host);
+  if (counting()) c.initiationsSent++;
+}
+
+function start(peer: PeerState, now: number): void {
+  const localIndex = freshIndex();
+  const timestamp = nextTimestamp(peer.lastTimestamp);
+  const init = createInitiation(peer.identity, peer.noise, localIndex, timestamp);
+  if (!init) throw new Error(`peer #${peer.n}: cannot create an initiation (low-order key?)`);
+  peer.lastTimestamp = timestamp;
+  const message = init.message;
+  const mac1 = mac(requestMac1Key, message.subarray(0, INITIATION_MAC1_OFFSET));
+  message.set(mac1, INITIATION_MAC1_OFFSET);
+  const src = peer.source;
+  if (src.cookie && now - src.cookieAt < COOKIE_REFRESH_TIME_MS - 10_000) {
+    message.set(mac(src.cookie, message.subarray(0, INITIATION_MAC2_OFFSET)), INITIATION_MAC2_OFFSET);
+  }
+  const p: Pending = { peer, state: init.state, message, mac1, sentAt: now, resends: 0 };
+  pending.set(localIndex, p);
+  send(p);
+}
+
+function finish(index: number, p: Pending, now: number): void {
+  pending.delete(index);
+  p.peer.nextAt = now + cfg.gapMs;
+  ready.push(p.peer);
+}
+
+function pump(): void {
+  if (phase !== 'warmup' && phase !== 'measuring') return;
+  const now = performance.now();
+  while (pending.size < cfg.inflight && readyHead < ready.length && ready[readyHead]!.nextAt <= now) {
+    const peer = ready[readyHead++]!;
+    start(peer, now);
+  }
+  if (readyHead > 4096 && readyHead * 2 > ready.length) {
+    ready.splice(0, readyHead);
+    readyHead = 0;
+  }
+}
+
+function onMessage(msg: Buffer): void {
+  if (phase !== 'warmup' && phase !== 'measuring') return;
+  const now = performance.now();
+  if (msg.length === MESSAGE_RESPONSE_SIZE && msg[0] === MESSAGE_TYPE_RESPONSE) {
+    const receiver = msg.readUInt32LE(8);
+    const p = pending.get(receiver);
+    if (!p) {
+      if (counting()) c.stray++;
+      return;
+    }
+    const expectMac1 = mac(p.peer.responseMac1Key, msg.subarray(0, RESPONSE_MAC1_OFFSET));
+    const keys = equalBytes(expectMac1, msg.subarray(RESPONSE_MAC1_OFFSET, RESPONSE_MAC2_OFFSET)) ? consumeResponse(p.peer.identity, p.peer.noise, p.state, msg) : null;
+    if (!keys || keys.sendKey.length !== 32 || keys.receiveKey.length !== 32) {
+      if (counting()) c.badResponses++;
+      return;
+    }
+    // Confirm the session: keepalive = transport message, counter 0, empty payload.
+    const keepalive = buildTransport(keys.remoteIndex, 0n, aeadSeal(keys.sendKey, 0n, EMPTY, EMPTY));
+    p.peer.source.socket.send(keepalive, cfg.port, cfg.host);
+    keys.sendKey.fill(0);
+    keys.receiveKey.fill(0);
+    if (counting()) {
+      c.completed++;
+      latencies.push(now - p.sentAt);
+      peersCompleted.add(p.peer.n);
+      const sec = Math.floor((now - windowStart) / 1000);
+      if (sec < perSecond.length) perSecond[sec]!++;
+    }
+    finish(receiver, p, now);
+    pump();
+    return;
+  }
+  if (msg.length === MESSAGE_COOKIE_REPLY_SIZE && msg[0] === MESSAGE_TYPE_COOKIE_REPLY) {
+    const receiver = msg.readUInt32LE(4);
+    const p = pending.get(receiver);
+    if (!p) {
+      if (counting()) c.stray++;
+      return;
+    }
+    const nonce = msg.subarray(COOKIE_REPLY_NONCE_OFFSET, COOKIE_REPLY_NONCE_OFFSET + XAEAD_NONCE_SIZE);
+    const sealed = msg.subarray(COOKIE_REPLY_COOKIE_OFFSET, COOKIE_REPLY_COOKIE_OFFSET + COOKIE_REPLY_COOKIE_SIZE);
+    const cookie = xaeadOpen(replyCookieKey, nonce, sealed, p.mac1);
+    if (!cookie) {
+      if (counting()) c.badCookies++;
+      return;
+    }
+    if (counting()) c.cookieReplies++;
+    const src = p.peer.source;
+    src.cookie = cookie;
+    src.cookieAt = now;
+    if (p.resends >= 3) return; // leave it to the timeout
+    // The responder did no Diffie-Hellman for it: the same initiation (same timestamp) with mac2.
+    p.message.set(mac(cookie, p.message.subarray(0, INITIATION_MAC2_OFFSET)), INITIATION_MAC2_OFFSET);
+    p.resends++;
+    if (counting()) c.resentWithMac2++;
+    send(p);
+    return;
+  }
+  if (counting()) c.stray++;
+}
+
+for (const s of sources) s.socket.on('message', onMessage);
+
+function sweep(): void {
+  const now = performance.now();
+  for (const [index, p] of pending) {
+    if (now - p.sentAt > cfg.timeoutMs) {
+      if (counting()) c.timeouts++;
+      finish(index, p, now);
+    }
+  }
+  pump();
+}
+
+// ---- lifecycle ------------------------------------------------------------------------------
+
+const percentile = (values: number[], q: number): number => {
+  if (!values.length) return NaN;
+  const s = [...values].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((q / 100) * s.length) - 1))]!;
+};
+
+let pumpTimer: NodeJS.Timeout | undefined;
+let sweepTimer: NodeJS.Timeout | undefined;
+const phaseTimers: NodeJS.Timeout[] = [];
+
+function report(interrupted?: string): void {
+  if (phase === 'done') return;
+  const wasMeasuring = phase === 'measuring';
+  phase = 'done';
+  const cpu = process.cpuUsage(cpuStart);
+  const seconds = wasMeasuring ? (performance.now() - windowStart) / 1000 : 0;
+  clearInterval(pumpTimer);
+  clearInterval(sweepTimer);
+  for (const t of phaseTimers) clearTimeout(t);
+  const out: InitiatorsReport = {
+    event: 'done',
+    seconds,
+    ...c,
+    peersCompleted: peersCompleted.size,
+    latencyMedianMs: percentile(latencies, 50),
+    latencyP90Ms: percentile(latencies, 90),
+    perSecond,
+    cpuSeconds: wasMeasuring ? (cpu.user + cpu.system) / 1e6 : 0,
+    ...(interrupted ? { interrupted } : {}),
+  };
+  process.stdout.write(JSON.stringify(out) + '\n', () => {
+    for (const s of sources) s.socket.close();
+    process.exit(0);
+  });
+}
+
+function go(): void {
+  if (phase !== 'idle') return;
+  clearTimeout(noGo);
+  phase = 'warmup';
+  pumpTimer = setInterval(pump, 1);
+  sweepTimer = setInterval(sweep, 50);
+  pump();
+  phaseTimers.push(
+    setTimeout(() => {
+      phase = 'measuring';
+      windowStart = performance.now();
+      cpuStart = process.cpuUsage();
+      for (let i = 0; i < Math.ceil(cfg.seconds); i++) perSecond.push(0);
+      process.stdout.write(JSON.stringify({ event: 'measuring' }) + '\n');
+      phaseTimers.push(setTimeout(() => report(), cfg.seconds * 1000));
+    }, cfg.warmupSeconds * 1000),
+  );
+}
+
+const noGo = setTimeout(() => report('no go within 60 s'), 60_000);
+let stdinBuf = '';
+process.stdin.on('data', (d: Buffer) => {
+  stdinBuf += d.toString();
+  if (stdinBuf.includes('go\n')) go();
+});
+process.stdin.on('end', () => report('stdin closed'));
+process.stdin.on('error', () => report('stdin error'));
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => report(sig));
+process.stdout.write(JSON.stringify({ event: 'ready', peers: peers.length, sources: sources.length }) + '\n');
