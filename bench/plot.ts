@@ -8,7 +8,7 @@
 // (white background, sans-serif text, every bar labelled with its value):
 //   - TCP throughput in Gbit/s, one group of bars per subject (raw veth, weft-wg, wireguard-go):
 //     1 stream A→B, 1 stream B→A, N parallel streams A→B;
-//   - ping RTT through the tunnel (median and p90);
+//   - ping RTT through the tunnel (median and p90; all tunnels pinged at once when measured so);
 //   - device CPU seconds per gigabit carried (both devices), per transfer;
 //   - from the handshake benchmark, when present: completed handshakes/s against one responder,
 //     and ping RTT idle vs. under a handshake flood.
@@ -60,7 +60,7 @@ interface ThroughputFile {
   date: string;
   machine?: Machine;
   settings?: { seconds?: number; parallel?: number; pings?: number };
-  results: { subject: string; error?: string; tcp1Forward?: Cell<Throughput>; tcp1Reverse?: Cell<Throughput>; tcpParallel?: Cell<Throughput>; ping?: Cell<Ping> }[];
+  results: { subject: string; error?: string; tcp1Forward?: Cell<Throughput>; tcp1Reverse?: Cell<Throughput>; tcpParallel?: Cell<Throughput>; ping?: Cell<Ping>; pingSideBySide?: Cell<Ping> }[];
 }
 interface HandshakeFile {
   date: string;
@@ -264,19 +264,24 @@ y += 345;
 
 // Small panels, two per row.
 const small: ((x: number, y: number, w: number, h: number) => string)[] = [];
+// Tunnels pinged at the same time (pingSideBySide) share the machine's state, so that is the
+// comparison shown when the results have it; each subject's own run otherwise.
+const sideBySide = tput.results.some((r) => ok(r.pingSideBySide));
 small.push((px, py, pw, ph) =>
   barPanel(px, py, pw, ph, {
     title: 'Ping RTT through the tunnel',
-    subtitle: `${tput.settings?.pings ?? '?'} pings A → B, idle link`,
+    subtitle: `${tput.settings?.pings ?? '?'} pings A → B, idle link${sideBySide ? ', all tunnels pinged at once' : ''}`,
     unit: 'ms',
     series: [
       { name: 'median', color: '#54A24B' },
       { name: 'p90', color: '#A6D49F' },
     ],
-    groups: tput.results.map((r) => {
-      const p = ok(r.ping);
-      return { label: r.subject, values: p ? [p.medianMs, p.p90Ms] : [failed(r), null] };
-    }),
+    groups: tput.results
+      .filter((r) => !sideBySide || !r.subject.startsWith('veth'))
+      .map((r) => {
+        const p = ok(sideBySide ? r.pingSideBySide : r.ping);
+        return { label: r.subject, values: p ? [p.medianMs, p.p90Ms] : [failed(r), null] };
+      }),
   }),
 );
 const tunnels = tput.results.filter((r) => [r.tcp1Forward, r.tcp1Reverse, r.tcpParallel].some((c) => ok(c)?.deviceCpuSeconds !== undefined) || (r.error && !r.subject.startsWith('veth')));

@@ -53,6 +53,14 @@ interface Throughput {
   machineBusy?: number;
 }
 type Cell<T> = T | { error: string };
+interface PingStats {
+  sent: number;
+  received: number;
+  medianMs: number;
+  p90Ms: number;
+  minMs: number;
+  maxMs: number;
+}
 
 interface SubjectResult {
   subject: string;
@@ -62,7 +70,13 @@ interface SubjectResult {
   tcp1Forward?: Cell<Throughput>;
   tcp1Reverse?: Cell<Throughput>;
   tcpParallel?: Cell<Throughput>;
-  ping?: Cell<{ sent: number; received: number; medianMs: number; p90Ms: number; minMs: number; maxMs: number }>;
+  ping?: Cell<PingStats>;
+  /**
+   * The same pings, sent through every subject's tunnel at once (all pairs up together): the
+   * machine's load and idle states are then the same for all, which separate runs cannot ensure
+   * for differences of tenths of a millisecond.
+   */
+  pingSideBySide?: Cell<PingStats>;
   /** Highest VmRSS sampled while under load, per device (KiB). */
   rssUnderLoadKiB?: { a: number; b: number };
   /** VmHWM at the end of the run, per device (KiB). */
@@ -141,11 +155,7 @@ async function measure(subject: string, lab: NetLab, clientNs: string, server: I
   process.stderr.write(`[${subject}] TCP ${parallel} streams A→B ${seconds} s\n`);
   res.tcpParallel = await transfer({ parallel });
   process.stderr.write(`[${subject}] ${pings} pings every ${pingInterval} s\n`);
-  res.ping = await attempt(async () => {
-    const p = await pingFrom(lab, clientNs, target.v4, { count: pings, interval: pingInterval, waitSec: 1, deadlineSec: Math.ceil(pings * pingInterval + 10) });
-    if (!p.rtts.length) throw new Error(`no ping replies (${p.received}/${p.transmitted})`);
-    return { sent: p.transmitted, received: p.received, medianMs: percentile(p.rtts, 50), p90Ms: percentile(p.rtts, 90), minMs: Math.min(...p.rtts), maxMs: Math.max(...p.rtts) };
-  });
+  res.ping = await attempt(() => pingStats(lab, clientNs, target.v4));
   if (pids && start) {
     const [ea, eb] = [procUsage(pids[0]), procUsage(pids[1])];
     res.rssUnderLoadKiB = peak;
@@ -167,6 +177,39 @@ async function benchVeth(): Promise<SubjectResult> {
     await lab.cleanup();
   }
   return res;
+}
+
+async function pingStats(lab: NetLab, ns: string, to: string): Promise<PingStats> {
+  const p = await pingFrom(lab, ns, to, { count: pings, interval: pingInterval, waitSec: 1, deadlineSec: Math.ceil(pings * pingInterval + 10) });
+  if (!p.rtts.length) throw new Error(`no ping replies (${p.received}/${p.transmitted})`);
+  return { sent: p.transmitted, received: p.received, medianMs: percentile(p.rtts, 50), p90Ms: percentile(p.rtts, 90), minMs: Math.min(...p.rtts), maxMs: Math.max(...p.rtts) };
+}
+
+/** Every implementation's pair up at once, pinged at the same time (see pingSideBySide). */
+async function pingSideBySide(list: WgImpl[], into: Map<string, SubjectResult>): Promise<void> {
+  const lab = NetLab.create();
+  try {
+    const pairs = [];
+    for (const [i, impl] of list.entries()) {
+      const pair = await WgPair.create(lab, { initiator: impl, responder: impl, tag: `p${i}` });
+      await pair.waitPing(pair.a, pair.b.tunnel.v4, 15_000);
+      pairs.push({ impl, pair });
+    }
+    process.stderr.write(`[side by side] ${pings} pings every ${pingInterval} s through ${list.length} tunnels at once\n`);
+    await Promise.all(
+      pairs.map(async ({ impl, pair }) => {
+        const res = into.get(impl.name);
+        if (res) res.pingSideBySide = await attempt(() => pingStats(lab, pair.a.ns, pair.b.tunnel.v4));
+      }),
+    );
+  } catch (e) {
+    for (const impl of list) {
+      const res = into.get(impl.name);
+      if (res && !res.pingSideBySide) res.pingSideBySide = { error: errMsg(e) };
+    }
+  } finally {
+    await lab.cleanup();
+  }
 }
 
 async function implVersion(impl: WgImpl): Promise<string | undefined> {
@@ -215,6 +258,8 @@ function table(results: SubjectResult[]): string {
     [`TCP ${parallel} streams A→B, ${seconds} s`, (r) => cellText(r.tcpParallel, tp)],
     [`ping RTT median (${pings} × ${pingInterval} s)`, (r) => cellText(r.ping, (p) => `${p.medianMs.toFixed(3)} ms`)],
     ['ping RTT p90', (r) => cellText(r.ping, (p) => `${p.p90Ms.toFixed(3)} ms (${p.received}/${p.sent} replies)`)],
+    ['ping RTT median, tunnels side by side', (r) => cellText(r.pingSideBySide, (p) => `${p.medianMs.toFixed(3)} ms`)],
+    ['ping RTT p90, side by side', (r) => cellText(r.pingSideBySide, (p) => `${p.p90Ms.toFixed(3)} ms (${p.received}/${p.sent} replies)`)],
     ['device CPU s, 1 stream A→B (A+B)', (r) => cellText(r.tcp1Forward, (t) => (t.deviceCpuSeconds === undefined ? '—' : t.deviceCpuSeconds.toFixed(2)))],
     [`device CPU s, ${parallel} streams (A+B)`, (r) => cellText(r.tcpParallel, (t) => (t.deviceCpuSeconds === undefined ? '—' : t.deviceCpuSeconds.toFixed(2)))],
     ['device CPU s, whole run (A / B)', (r) => (r.cpuSeconds ? `${r.cpuSeconds.a.toFixed(2)} / ${r.cpuSeconds.b.toFixed(2)}` : '—')],
@@ -250,6 +295,7 @@ const started = new Date();
 const results: SubjectResult[] = [];
 if (!opt['no-veth']) results.push(await benchVeth());
 for (const impl of impls) results.push(await benchImpl(impl));
+if (impls.length > 0) await pingSideBySide(impls, new Map(results.map((r) => [r.subject, r])));
 results.push(...bad);
 
 const machine = await machineInfo();

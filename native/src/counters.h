@@ -28,6 +28,11 @@ struct Counters {
   C dropNoEndpoint{0};  // data for a peer with a keypair but no endpoint
   C udpTxErrors{0};     // datagrams the kernel refused (no route, no socket bound...)
   C tunTxErrors{0};     // packets the TUN refused
+  // Offload activity: how much of the traffic travelled as super-packets and GSO/GRO runs.
+  C tunRxSuperPackets{0};  // TUN reads that were TSO super-packets (split into > 1 segment)
+  C tunTxSuperPackets{0};  // TUN writes that merged > 1 segment
+  C udpTxGsoRuns{0};       // UDP sends carrying > 1 datagram (UDP_SEGMENT)
+  C udpRxGroRuns{0};       // UDP receives carrying > 1 datagram (UDP_GRO)
 
   static void add(C& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };

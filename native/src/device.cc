@@ -391,6 +391,7 @@ void Device::sendStaged(Peer& peer) {
   SendBatch::Result r = batch.flush(*sock);
   Counters::add(counters_.udpTxPackets, r.sent);
   Counters::add(counters_.udpTxErrors, r.failed);
+  Counters::add(counters_.udpTxGsoRuns, r.gsoRuns);
 }
 
 bool Device::sendKeepalive(PeerId id) {
@@ -516,6 +517,7 @@ void Device::tunLoop() {
         SendBatch::Result res = batch.flush(*sock);
         Counters::add(counters_.udpTxPackets, res.sent);
         Counters::add(counters_.udpTxErrors, res.failed);
+        Counters::add(counters_.udpTxGsoRuns, res.gsoRuns);
       }
       batch.clear();
       used = 0;
@@ -546,6 +548,7 @@ void Device::tunLoop() {
         Counters::add(counters_.dropMalformed);
         continue;
       }
+      if (split.count() > 1) Counters::add(counters_.tunRxSuperPackets);
       const size_t room = kTransportHeaderSize + split.maxSegmentLength() + kPaddingMultiple + kAeadTagSize;
       for (size_t s = 0; s < split.count(); ++s) {
         if (used + room > kSendArena || batch.full()) send();
@@ -674,6 +677,7 @@ void Device::udpLoop() {
       size_t total = batch.length(i);
       size_t step = batch.segmentSize(i);
       if (step == 0) step = 1;  // an empty datagram: handled (and counted) as malformed below
+      if (step < total) Counters::add(counters_.udpRxGroRuns);
       Endpoint source = batch.source(i);
       size_t offset = 0;
       do {
@@ -686,6 +690,7 @@ void Device::udpLoop() {
     TcpCoalescer::Result w = tunOut.flush();
     Counters::add(counters_.tunTxPackets, w.written);
     Counters::add(counters_.tunTxErrors, w.failed);
+    Counters::add(counters_.tunTxSuperPackets, w.merged);
   }
 }
 

@@ -319,6 +319,10 @@ Napi::Value DeviceWrap::counters(const Napi::CallbackInfo& info) {
   set("dropNoEndpoint", c.dropNoEndpoint);
   set("udpTxErrors", c.udpTxErrors);
   set("tunTxErrors", c.tunTxErrors);
+  set("tunRxSuperPackets", c.tunRxSuperPackets);
+  set("tunTxSuperPackets", c.tunTxSuperPackets);
+  set("udpTxGsoRuns", c.udpTxGsoRuns);
+  set("udpRxGroRuns", c.udpRxGroRuns);
   return o;
 }
 

@@ -320,10 +320,12 @@ void TcpCoalescer::writeItem(Item& item, Result* r) {
     h.csumOffset = 16;
   }
   writeVnetHeader(buf, h);
-  if (write_(buf, kVnetHdrSize + item.len))
+  if (write_(buf, kVnetHdrSize + item.len)) {
     r->written += item.segments;
-  else
+    if (item.segments > 1) r->merged += 1;
+  } else {
     r->failed += item.segments;
+  }
   if (item.copy) freeBuffers_.push_back(std::move(item.copy));
 }
 

@@ -102,10 +102,11 @@ class TcpCoalescer {
    * it (scratch for the header) must stay untouched until flush().
    */
   void add(uint8_t* pkt, size_t len);
-  /** Writes every queued item in order. Returns {packets written, packets refused}. */
+  /** Writes every queued item in order; the result counts since the last flush. */
   struct Result {
-    uint64_t written = 0;
-    uint64_t failed = 0;
+    uint64_t written = 0;  // packets (segments) the TUN took
+    uint64_t failed = 0;   // packets it refused
+    uint64_t merged = 0;   // writes that carried more than one segment
   };
   Result flush();
 

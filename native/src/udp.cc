@@ -219,7 +219,11 @@ SendBatch::Result SendBatch::flush(UdpSocket& sock) {
       ++i;
       continue;
     }
-    for (int k = 0; k < n; ++k) r.sent += messages_[i + static_cast<size_t>(k)].iovCount;
+    for (int k = 0; k < n; ++k) {
+      size_t datagrams = messages_[i + static_cast<size_t>(k)].iovCount;
+      r.sent += datagrams;
+      if (datagrams > 1) r.gsoRuns += 1;
+    }
     i += static_cast<size_t>(n);
   }
   clear();

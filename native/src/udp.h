@@ -69,8 +69,9 @@ class SendBatch {
   /** False when the endpoint cannot be expressed for the socket's family, or the batch is full. */
   bool add(const UdpSocket& sock, const Endpoint& ep, const uint8_t* data, size_t len);
   struct Result {
-    size_t sent = 0;
-    size_t failed = 0;
+    size_t sent = 0;     // datagrams
+    size_t failed = 0;   // datagrams
+    size_t gsoRuns = 0;  // messages that carried more than one datagram
   };
   /** Sends everything queued (skipping datagrams the kernel refuses) and empties the batch. */
   Result flush(UdpSocket& sock);

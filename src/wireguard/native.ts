@@ -74,6 +74,20 @@ export interface NativeCounters {
   dropExpiredKey: bigint;
   /** ICMP/ICMPv6 destination-unreachable replies written to the TUN. */
   icmpUnreachableSent: bigint;
+  /** Data for a peer with a keypair but no endpoint. */
+  dropNoEndpoint: bigint;
+  /** Datagrams the kernel refused (no route, no socket bound...). */
+  udpTxErrors: bigint;
+  /** Packets the TUN refused. */
+  tunTxErrors: bigint;
+  /** TUN reads that were TCP super-packets (TSO), split into more than one segment. */
+  tunRxSuperPackets: bigint;
+  /** TUN writes that merged more than one received segment. */
+  tunTxSuperPackets: bigint;
+  /** UDP sends that carried more than one datagram (UDP GSO). */
+  udpTxGsoRuns: bigint;
+  /** UDP receives that carried more than one datagram (UDP GRO). */
+  udpRxGroRuns: bigint;
 }
 
 export interface KeypairSpec {
