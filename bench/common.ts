@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { implByName, type WgImpl } from '../test/netns/impl.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const nodeBin = path.join(repoRoot, 'node_modules/.bin/node');
@@ -208,6 +209,23 @@ export function treeCpuSeconds(pid: number): number {
 }
 
 // ---- machine, table, results -----------------------------------------------------------------
+
+/**
+ * The implementations named in a comma-separated `--impls` list; a name that cannot be resolved
+ * becomes a failed result (so the table shows it) instead of ending the run.
+ */
+export function implsFromList<R>(list: string, failed: (subject: string, error: string) => R): { impls: WgImpl[]; bad: R[] } {
+  const impls: WgImpl[] = [];
+  const bad: R[] = [];
+  for (const name of list.split(',').filter(Boolean)) {
+    try {
+      impls.push(implByName(name));
+    } catch (e) {
+      bad.push(failed(name, (e instanceof Error ? e.message : String(e)).split('\n')[0]!));
+    }
+  }
+  return { impls, bad };
+}
 
 export async function machineInfo(): Promise<Record<string, unknown>> {
   const cpuModel = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown';

@@ -34,7 +34,7 @@ import { WgPair, pairAddresses, pingFrom } from '../test/netns/wgpair.ts';
 import { readStats } from '../test/netns/uapi-client.ts';
 import { generatePrivateKey, publicKeyOf } from '../src/wireguard/crypto.ts';
 import { toBase64 } from '../src/wireguard/keys.ts';
-import { machineInfo, percentile, table } from './common.ts';
+import { implsFromList, machineInfo, percentile, table } from './common.ts';
 import type { InitiatorsConfig, InitiatorsReport } from './handshake-initiators.ts';
 
 const USAGE = `usage: node bench/handshake-rate.ts [--seconds 10] [--warmup 1] [--peers 256] [--sources N] [--inflight 64]
@@ -130,24 +130,11 @@ interface PingStats {
   maxMs: number;
 }
 
-interface HandshakeRate {
-  /** Measured window (s), as the generator timed it. */
-  seconds: number;
+/** The generators' reports summed (fields as in InitiatorsReport), and the responder's side. */
+interface HandshakeRate extends Omit<InitiatorsReport, 'event' | 'cpuSeconds' | 'interrupted'> {
   handshakesPerSecond: number;
   cookieRepliesPerSecond: number;
   initiationsSentPerSecond: number;
-  completed: number;
-  cookieReplies: number;
-  initiationsSent: number;
-  resentWithMac2: number;
-  timeouts: number;
-  badResponses: number;
-  badCookies: number;
-  stray: number;
-  peersCompleted: number;
-  latencyMedianMs: number;
-  latencyP90Ms: number;
-  perSecond: number[];
   /** Responder device CPU seconds over the window (process tree). */
   responderCpuSeconds: number;
   /** Responder CPU milliseconds per completed handshake. */
@@ -479,15 +466,7 @@ function render(results: ImplResult[]): string {
 
 // ---- main -------------------------------------------------------------------------------------
 
-const impls: WgImpl[] = [];
-const bad: ImplResult[] = [];
-for (const name of String(opt.impls).split(',').filter(Boolean)) {
-  try {
-    impls.push(implByName(name));
-  } catch (e) {
-    bad.push({ subject: name, error: errMsg(e) });
-  }
-}
+const { impls, bad } = implsFromList<ImplResult>(String(opt.impls), (subject, error) => ({ subject, error }));
 
 const started = new Date();
 const results: ImplResult[] = [];

@@ -9,11 +9,11 @@
 // --impls takes names (weft-wg, weft-wg-no-offloads, wireguard-go) or paths of commands following
 // wireguard-go's CLI.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { NetLab, repoRoot, run, sleep } from '../test/netns/harness.ts';
-import { implByName, procUsage, type ProcUsage, type WgImpl } from '../test/netns/impl.ts';
+import { procUsage, type ProcUsage, type WgImpl } from '../test/netns/impl.ts';
+import { implsFromList, machineInfo } from './common.ts';
 import { IperfServer, WgPair, buildUnderlay, pairAddresses, percentile, pingFrom, type IperfResult } from '../test/netns/wgpair.ts';
 
 const { values: opt } = parseArgs({
@@ -275,21 +275,7 @@ function table(results: SubjectResult[]): string {
 
 // ---- main -----------------------------------------------------------------------------------
 
-async function machineInfo() {
-  const cpuModel = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown';
-  const nproc = Number((await run('nproc', [])).stdout.trim());
-  return { nproc, kernel: os.release(), cpuModel, memTotalKiB: Number(/MemTotal:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0), node: process.version, iperf3: (await run('iperf3', ['--version'], { allowFail: true })).stdout.split('\n')[0] };
-}
-
-const impls: WgImpl[] = [];
-const bad: SubjectResult[] = [];
-for (const name of String(opt.impls).split(',').filter(Boolean)) {
-  try {
-    impls.push(implByName(name));
-  } catch (e) {
-    bad.push({ subject: name, error: errMsg(e) });
-  }
-}
+const { impls, bad } = implsFromList<SubjectResult>(String(opt.impls), (subject, error) => ({ subject, error }));
 
 const started = new Date();
 const results: SubjectResult[] = [];

@@ -6,6 +6,7 @@
         "src/addon.cc",
         "src/aead.cc",
         "src/allowed_ips.cc",
+        "src/crypto_pool.cc",
         "src/device.cc",
         "src/device_wrap.cc",
         "src/endpoint.cc",

@@ -65,8 +65,12 @@ void setIfZero(std::atomic<int64_t>& a, int64_t now) {
 
 }  // namespace
 
-Device::Device(const std::string& name, int mtu, EventSink* events, bool offloads)
-    : offloads_(offloads), tun_(new Tun(name, mtu, offloads)), events_(events) {
+Device::Device(const std::string& name, int mtu, EventSink* events, bool offloads, int cryptoThreads)
+    : offloads_(offloads),
+      sealPool_(CryptoPool::resolve(cryptoThreads)),
+      openPool_(CryptoPool::resolve(cryptoThreads)),
+      tun_(new Tun(name, mtu, offloads)),
+      events_(events) {
   wakeTun_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   wakeUdp_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wakeTun_ < 0 || wakeUdp_ < 0) {
@@ -496,6 +500,8 @@ void Device::tunLoop() {
   std::unique_ptr<uint8_t[]> readBuf(new uint8_t[kVnetHdrSize + kMaxIpPacket]);
   std::unique_ptr<uint8_t[]> arena(new uint8_t[kSendArena]);
   SendBatch batch(kSendBatch);
+  std::vector<SealJob> seals;
+  seals.reserve(kSendBatch);
   GsoSplitter split;
   pollfd fds[2] = {{tun_->fd(), POLLIN, 0}, {wakeTun_, POLLIN, 0}};
   while (!stopping_) {
@@ -513,6 +519,12 @@ void Device::tunLoop() {
     int64_t now = monotonicNs();
     size_t used = 0;
     auto send = [&] {
+      // Every datagram of the batch is sealed (in parallel) before any is sent, in batch order.
+      sealPool_.run(seals.size(), [&](size_t k) {
+        const SealJob& j = seals[k];
+        sealTransport(*j.keypair, j.nonce, j.buf, j.plainLen, j.mtu);
+      });
+      seals.clear();
       if (sock && batch.size() > 0) {
         SendBatch::Result res = batch.flush(*sock);
         Counters::add(counters_.udpTxPackets, res.sent);
@@ -555,7 +567,7 @@ void Device::tunLoop() {
         uint8_t* slot = arena.get() + used;
         size_t len = split.write(s, slot + kTransportHeaderSize);
         Counters::add(counters_.tunRxPackets);
-        size_t sent = routeFromTun(slot, len, batch, sock.get(), mtu, now);
+        size_t sent = routeFromTun(slot, len, batch, seals, sock.get(), mtu, now);
         used += (sent + 15) & ~size_t{15};
       }
     }
@@ -567,7 +579,8 @@ void Device::tunLoop() {
   }
 }
 
-size_t Device::routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, const UdpSocket* sock, int mtu, int64_t now) {
+size_t Device::routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, std::vector<SealJob>& seals,
+                            const UdpSocket* sock, int mtu, int64_t now) {
   uint8_t* pkt = slot + kTransportHeaderSize;
   const uint8_t* dst = nullptr;
   unsigned family = ipDestination(pkt, len, &dst);
@@ -608,12 +621,14 @@ size_t Device::routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, const U
     Counters::add(counters_.dropNoEndpoint);
     return 0;
   }
-  size_t n = sealTransport(*kp, nonce, slot, len, mtu);
+  // The size is known before the seal: the batch takes the slot now, the bytes follow in send().
+  size_t n = kTransportHeaderSize + paddedLength(len, mtu) + kAeadTagSize;
   if (!sock || !batch.add(*sock, ep, slot, n)) {
     Counters::add(counters_.udpTxErrors);
     return 0;
   }
   afterSend(*peer, *kp, nonce, true, n, now);
+  seals.push_back(SealJob{std::move(kp), nonce, slot, len, mtu});
   return n;
 }
 
@@ -650,6 +665,8 @@ void Device::udpLoop() {
   RecvBatch batch(kUdpBatch);
   // Merging needs the TUN to understand super-packets; without offloads every packet goes alone.
   TcpCoalescer tunOut([this](uint8_t* buf, size_t len) { return writeTun(buf, len); }, tun_->offloads());
+  std::vector<OpenJob> opens;
+  opens.reserve(kUdpBatch * 64);
   while (!stopping_) {
     std::shared_ptr<UdpSocket> sock = socket();
     pollfd fds[2] = {{sock ? sock->fd() : -1, POLLIN, 0}, {wakeUdp_, POLLIN, 0}};
@@ -683,10 +700,19 @@ void Device::udpLoop() {
       do {
         size_t len = std::min(step, total - offset);
         Counters::add(counters_.udpRxPackets);
-        receiveDatagram(batch.data(i) + offset, len, source, tunOut);
+        receiveDatagram(batch.data(i) + offset, len, source, opens);
         offset += len;
       } while (offset < total);
     }
+    // Authenticate and decrypt the whole batch (in parallel), then everything order-sensitive in
+    // arrival order: the replay window, key confirmation, roaming and the TUN writes.
+    openPool_.run(opens.size(), [&](size_t k) {
+      OpenJob& j = opens[k];
+      uint8_t* text = j.data + kTransportHeaderSize;
+      j.authentic = Aead::local().open(j.entry.keypair->receiveKey, j.counter, text, j.len - kTransportHeaderSize, text);
+    });
+    for (OpenJob& j : opens) finishTransport(j, tunOut);
+    opens.clear();
     TcpCoalescer::Result w = tunOut.flush();
     Counters::add(counters_.tunTxPackets, w.written);
     Counters::add(counters_.tunTxErrors, w.failed);
@@ -694,7 +720,7 @@ void Device::udpLoop() {
   }
 }
 
-void Device::receiveDatagram(uint8_t* data, size_t len, const Endpoint& source, TcpCoalescer& out) {
+void Device::receiveDatagram(uint8_t* data, size_t len, const Endpoint& source, std::vector<OpenJob>& opens) {
   // The type is a little-endian 32-bit word: one type byte and three zero bytes.
   if (len < 4 || data[1] != 0 || data[2] != 0 || data[3] != 0) {
     Counters::add(counters_.dropMalformed);
@@ -710,7 +736,7 @@ void Device::receiveDatagram(uint8_t* data, size_t len, const Endpoint& source, 
     return;
   }
   if (type == kMessageTransport && len >= kTransportMinSize) {
-    receiveTransport(data, len, source, out);
+    prepareTransport(data, len, source, opens);
     return;
   }
   Counters::add(counters_.dropMalformed);
@@ -722,7 +748,7 @@ void Device::dropIndexIfSame(const std::shared_ptr<Keypair>& kp) {
   if (ix != index_.end() && ix->second.keypair == kp) index_.erase(ix);
 }
 
-void Device::receiveTransport(uint8_t* data, size_t len, const Endpoint& source, TcpCoalescer& out) {
+void Device::prepareTransport(uint8_t* data, size_t len, const Endpoint& source, std::vector<OpenJob>& opens) {
   uint32_t receiver = get32le(data + 4);
   uint64_t counter = get64le(data + 8);
   IndexEntry entry;
@@ -735,10 +761,8 @@ void Device::receiveTransport(uint8_t* data, size_t len, const Endpoint& source,
     }
     entry = it->second;
   }
-  Keypair& kp = *entry.keypair;
-  Peer& peer = *entry.peer;
   int64_t now = monotonicNs();
-  if (kp.age(now) >= kRejectAfterTime) {
+  if (entry.keypair->age(now) >= kRejectAfterTime) {
     Counters::add(counters_.dropExpiredKey);
     return;
   }
@@ -746,12 +770,23 @@ void Device::receiveTransport(uint8_t* data, size_t len, const Endpoint& source,
     Counters::add(counters_.dropReplay);
     return;
   }
-  uint8_t* text = data + kTransportHeaderSize;
-  size_t textLen = len - kTransportMinSize;
-  if (!Aead::local().open(kp.receiveKey, counter, text, len - kTransportHeaderSize, text)) {
+  opens.push_back(OpenJob{std::move(entry), counter, data, len, source, now, false});
+}
+
+void Device::finishTransport(OpenJob& job, TcpCoalescer& out) {
+  if (!job.authentic) {
     Counters::add(counters_.dropDecrypt);
     return;
   }
+  Keypair& kp = *job.entry.keypair;
+  Peer& peer = *job.entry.peer;
+  const IndexEntry& entry = job.entry;
+  const uint64_t counter = job.counter;
+  const int64_t now = job.now;
+  const Endpoint& source = job.source;
+  const size_t len = job.len;
+  uint8_t* text = job.data + kTransportHeaderSize;
+  size_t textLen = len - kTransportMinSize;
   if (!kp.acceptCounter(counter)) {
     Counters::add(counters_.dropReplay);
     return;

@@ -27,6 +27,7 @@
 
 #include "allowed_ips.h"
 #include "counters.h"
+#include "crypto_pool.h"
 #include "endpoint.h"
 #include "events.h"
 #include "icmp.h"
@@ -55,9 +56,10 @@ class Device {
   /**
    * Opens the TUN and sets its MTU. `events` must outlive the threads (until close()). `offloads`:
    * TSO/checksum offload on the TUN with split/coalesce, UDP GSO/GRO on the socket (each only where
-   * the kernel has it); off gives one packet per read, write and datagram.
+   * the kernel has it); off gives one packet per read, write and datagram. `cryptoThreads`: extra
+   * threads per direction that seal/open batches beside the packet thread (< 0: by core count).
    */
-  Device(const std::string& name, int mtu, EventSink* events, bool offloads);
+  Device(const std::string& name, int mtu, EventSink* events, bool offloads, int cryptoThreads);
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
@@ -105,6 +107,24 @@ class Device {
     std::shared_ptr<Keypair> keypair;
     std::shared_ptr<Peer> peer;
   };
+  /** A datagram routed and counted, whose AEAD seal runs with the rest of its batch. */
+  struct SealJob {
+    std::shared_ptr<Keypair> keypair;
+    uint64_t nonce;
+    uint8_t* buf;  // header room + plaintext + room for padding and tag
+    size_t plainLen;
+    int mtu;
+  };
+  /** A transport message that passed the cheap checks, to be opened with its batch. */
+  struct OpenJob {
+    IndexEntry entry;
+    uint64_t counter;
+    uint8_t* data;
+    size_t len;
+    Endpoint source;
+    int64_t now;
+    bool authentic;
+  };
 
   std::shared_ptr<Peer> findPeer(PeerId id);  // throws UsageError ENOENT
   std::shared_ptr<UdpSocket> socket();
@@ -122,16 +142,24 @@ class Device {
   void dropIndexIfSame(const std::shared_ptr<Keypair>& kp);
 
   void tunLoop();
-  /** One packet at slot + 16; the datagram size when it was encrypted in place and queued, else 0. */
-  size_t routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, const UdpSocket* sock, int mtu, int64_t now);
+  /**
+   * One packet at slot + 16; the datagram size when it was queued in `batch` (its seal added to
+   * `seals`, to run before the batch is sent), else 0.
+   */
+  size_t routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, std::vector<SealJob>& seals, const UdpSocket* sock,
+                      int mtu, int64_t now);
   void answerUnreachable(const uint8_t* pkt, size_t len);
   void udpLoop();
-  /** The inner packet of a transport message goes to `out` (written to the TUN at its flush). */
-  void receiveDatagram(uint8_t* data, size_t len, const Endpoint& source, TcpCoalescer& out);
-  void receiveTransport(uint8_t* data, size_t len, const Endpoint& source, TcpCoalescer& out);
+  /** Handshake messages go to JavaScript; transport messages that may be authentic to `opens`. */
+  void receiveDatagram(uint8_t* data, size_t len, const Endpoint& source, std::vector<OpenJob>& opens);
+  void prepareTransport(uint8_t* data, size_t len, const Endpoint& source, std::vector<OpenJob>& opens);
+  /** After the batch's AEAD: replay window, key confirmation, roaming, source check -> `out`. */
+  void finishTransport(OpenJob& job, TcpCoalescer& out);
   bool writeTun(const uint8_t* buf, size_t len);
 
   const bool offloads_;
+  CryptoPool sealPool_;  // used by the TUN thread only
+  CryptoPool openPool_;  // used by the UDP thread only
   std::unique_ptr<Tun> tun_;
   EventSink* events_;
   Counters counters_;

@@ -73,17 +73,26 @@ DeviceWrap::DeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device
   int mtu = static_cast<int>(integerArg(info, 1, "mtu", 576, 65535));
   if (info.Length() < 3 || !info[2].IsFunction()) throwTypeError(env, "onEvents must be a function");
   bool offloads = true;
+  int cryptoThreads = -1;
   if (info.Length() > 3 && !info[3].IsUndefined()) {
     if (!info[3].IsObject()) throwTypeError(env, "options must be an object");
-    Napi::Value v = info[3].As<Napi::Object>().Get("offloads");
+    Napi::Object opts = info[3].As<Napi::Object>();
+    Napi::Value v = opts.Get("offloads");
     if (!v.IsUndefined()) {
       if (!v.IsBoolean()) throwTypeError(env, "options.offloads must be a boolean");
       offloads = v.As<Napi::Boolean>().Value();
     }
+    Napi::Value t = opts.Get("cryptoThreads");
+    if (!t.IsUndefined()) {
+      double d = t.IsNumber() ? t.As<Napi::Number>().DoubleValue() : -2;
+      if (!(d >= -1 && d <= 16) || static_cast<double>(static_cast<int>(d)) != d)
+        throwRangeError(env, "options.cryptoThreads must be an integer from -1 (automatic) to 16");
+      cryptoThreads = static_cast<int>(d);
+    }
   }
   queue_ = EventQueue::create(env, info[2].As<Napi::Function>());
   try {
-    device_ = std::make_unique<Device>(ifname, mtu, queue_, offloads);
+    device_ = std::make_unique<Device>(ifname, mtu, queue_, offloads, cryptoThreads);
   } catch (...) {
     queue_->release();
     queue_ = nullptr;

@@ -87,8 +87,15 @@ async function serve(ifname: string): Promise<void> {
   try {
     // TEST ONLY switch: lets the key-lifetime tests age keypairs through the control socket.
     const testHooks = process.env.WEFT_WG_TEST_HOOKS === '1';
-    // WEFT_WG_OFFLOADS=0 turns the segmentation offloads off (to measure what they bring).
-    device = new Device(ifname, { log, testHooks, offloads: process.env.WEFT_WG_OFFLOADS !== '0' });
+    // WEFT_WG_OFFLOADS=0 turns the segmentation offloads off (to measure what they bring);
+    // WEFT_WG_CRYPTO_THREADS=N sets the AEAD threads per direction (default: by core count).
+    const cryptoThreads = process.env.WEFT_WG_CRYPTO_THREADS;
+    device = new Device(ifname, {
+      log,
+      testHooks,
+      offloads: process.env.WEFT_WG_OFFLOADS !== '0',
+      ...(cryptoThreads !== undefined && cryptoThreads !== '' ? { cryptoThreads: Number(cryptoThreads) } : {}),
+    });
     if (testHooks) log.error('WEFT_WG_TEST_HOOKS=1: test hooks enabled, not for production use');
   } catch (err) {
     const msg = `Failed to create TUN device ${ifname}: ${(err as Error).message}`;

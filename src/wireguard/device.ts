@@ -30,6 +30,11 @@ export interface DeviceOptions {
    * UDP GSO/GRO on the socket. False only to measure what they bring (bench/wg-throughput.ts).
    */
   offloads?: boolean;
+  /**
+   * Extra threads per direction for the AEAD of a batch (default -1: automatic, none on a machine
+   * with two cores or fewer, where the packet threads already have them; 0: none).
+   */
+  cryptoThreads?: number;
 }
 
 /** errno for "no such peer / no current keypair" in `test=1` answers. */
@@ -61,6 +66,7 @@ export class Device implements UapiDevice, UapiTestHooks, PeerHost {
     this.testHooks = options.testHooks === true;
     this.native = loadNative().createDevice(ifname, options.mtu ?? DEFAULT_MTU, (events) => this.onEvents(events), {
       offloads: options.offloads ?? true,
+      cryptoThreads: options.cryptoThreads ?? -1,
     });
     this.name = this.native.name;
     this.handshakes = new HandshakeReceiver(this);

@@ -184,8 +184,15 @@ export interface NativeModule {
    * MTU to `mtu`, and prepare (not start) the packet threads. `onEvents` receives batches.
    * `offloads` (default true): TSO/checksum offload on the TUN with segment split and coalesce,
    * UDP GSO/GRO on the socket, each where the kernel has it; false: one packet per system call.
+   * `cryptoThreads` (default -1, automatic: one per core beyond two, at most 4): extra threads per
+   * direction that seal/open a batch's packets beside the packet thread; 0: none.
    */
-  createDevice(name: string, mtu: number, onEvents: (events: NativeEvent[]) => void, options?: { offloads?: boolean }): NativeDevice;
+  createDevice(
+    name: string,
+    mtu: number,
+    onEvents: (events: NativeEvent[]) => void,
+    options?: { offloads?: boolean; cryptoThreads?: number },
+  ): NativeDevice;
   /**
    * Test hooks over the same C++ code the packet path uses, so unit tests exercise the real thing.
    * ReplayWindow: validate(counter) returns true if the counter is fresh and records it.

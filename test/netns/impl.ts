@@ -38,7 +38,7 @@ export function implByName(spec: string): WgImpl {
   if (s === wireguardGo.name) return wireguardGo;
   if (s === weftWgNoOffloads.name) return weftWgNoOffloads;
   if (s.includes('/')) return { name: path.basename(s), command: [path.resolve(s)] };
-  throw new Error(`unknown WireGuard implementation "${spec}" (use weft-wg, wireguard-go or a command path)`);
+  throw new Error(`unknown WireGuard implementation "${spec}" (use weft-wg, weft-wg-no-offloads, wireguard-go or a command path)`);
 }
 
 function onlyImpl(): WgImpl | null {
