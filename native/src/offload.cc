@@ -9,7 +9,7 @@ namespace weft {
 namespace {
 
 constexpr uint8_t kProtoTcp = 6;
-constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpPsh = 0x08, kTcpAck = 0x10;
+constexpr uint8_t kTcpFin = 0x01, kTcpPsh = 0x08, kTcpAck = 0x10;
 constexpr uint8_t kTcpCwr = 0x80;
 constexpr size_t kTcpHeaderMin = 20;
 // Items held at once; a new one beyond writes out the oldest. Bounds memory (one 64 KiB buffer per

@@ -208,8 +208,9 @@ SendBatch::Result SendBatch::flush(UdpSocket& sock) {
       if (errno == EINTR) continue;
       const Message& m = messages_[i];
       if (m.iovCount > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
-        // The path cannot take segmented sends (no checksum offload on the way out, an old
-        // kernel): stop asking, and send this run one datagram at a time.
+        // The kernel refused the run: EIO when it cannot leave as one checksum-offloaded skb
+        // (an IPsec route, say), EINVAL/ENOPROTOOPT without UDP GSO. Stop asking, and send this
+        // run one datagram at a time.
         sock.disableGso();
         r.sent += sendSingly(sock, m, &r.failed);
       } else {

@@ -34,7 +34,7 @@ class UdpSocket {
   uint16_t port() const { return port_; }
   /** Sends may carry several equal-sized datagrams in one UDP_SEGMENT message. */
   bool gso() const { return gso_.load(std::memory_order_relaxed); }
-  /** The kernel refused a segmented send (e.g. a route through a device without checksum offload). */
+  /** The kernel refused a segmented send (EIO over an IPsec route, say): send datagrams singly. */
   void disableGso() { gso_.store(false, std::memory_order_relaxed); }
   /** Receives may return several datagrams merged (UDP_GRO control message gives their size). */
   bool gro() const { return gro_; }
