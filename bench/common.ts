@@ -32,6 +32,18 @@ export function errMsg(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
 }
 
+/** A measured value, or why it could not be measured (shown in the table, kept in the JSON). */
+export type Cell<T> = T | { error: string };
+
+/** Measure one cell: a failure becomes an error cell instead of ending the run. */
+export async function attempt<T>(f: () => Promise<T>): Promise<Cell<T>> {
+  try {
+    return await f();
+  } catch (e) {
+    return { error: errMsg(e) };
+  }
+}
+
 // ---- interrupts and children -------------------------------------------------------------------
 
 export class Interrupted extends Error {

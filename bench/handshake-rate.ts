@@ -34,7 +34,7 @@ import { WgPair, pairAddresses, pingFrom } from '../test/netns/wgpair.ts';
 import { readStats } from '../test/netns/uapi-client.ts';
 import { generatePrivateKey, publicKeyOf } from '../src/wireguard/crypto.ts';
 import { toBase64 } from '../src/wireguard/keys.ts';
-import { implsFromList, machineInfo, percentile, table } from './common.ts';
+import { attempt, errMsg, implsFromList, machineInfo, percentile, table, type Cell } from './common.ts';
 import type { InitiatorsConfig, InitiatorsReport } from './handshake-initiators.ts';
 
 const USAGE = `usage: node bench/handshake-rate.ts [--seconds 10] [--warmup 1] [--peers 256] [--sources N] [--inflight 64]
@@ -119,7 +119,6 @@ function checkStop(): void {
 
 // ---- results ----------------------------------------------------------------------------------
 
-type Cell<T> = T | { error: string };
 
 interface PingStats {
   sent: number;
@@ -164,18 +163,6 @@ interface ImplResult {
   pingFlood?: Cell<FloodPing>;
   /** The tunnel answers a ping after the flood. */
   responsiveAfterFlood?: boolean;
-}
-
-function errMsg(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 200);
-}
-
-async function attempt<T>(f: () => Promise<T>): Promise<Cell<T>> {
-  try {
-    return await f();
-  } catch (e) {
-    return { error: errMsg(e) };
-  }
 }
 
 // ---- helpers ----------------------------------------------------------------------------------

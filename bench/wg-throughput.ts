@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { NetLab, repoRoot, run, sleep } from '../test/netns/harness.ts';
 import { procUsage, type ProcUsage, type WgImpl } from '../test/netns/impl.ts';
-import { implsFromList, machineInfo } from './common.ts';
+import { attempt, errMsg, implsFromList, machineInfo, type Cell } from './common.ts';
 import { IperfServer, WgPair, buildUnderlay, pairAddresses, percentile, pingFrom, type IperfResult } from '../test/netns/wgpair.ts';
 
 const { values: opt } = parseArgs({
@@ -52,7 +52,6 @@ interface Throughput {
    */
   machineBusy?: number;
 }
-type Cell<T> = T | { error: string };
 interface PingStats {
   sent: number;
   received: number;
@@ -83,18 +82,6 @@ interface SubjectResult {
   hwmKiB?: { a: number; b: number };
   /** CPU seconds per device over the whole measurement (all transfers and pings). */
   cpuSeconds?: { a: number; b: number };
-}
-
-function errMsg(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 200);
-}
-
-async function attempt<T>(f: () => Promise<T>): Promise<Cell<T>> {
-  try {
-    return await f();
-  } catch (e) {
-    return { error: errMsg(e) };
-  }
 }
 
 /** Sample a device pair's resident memory every 200 ms while `work` runs. */
