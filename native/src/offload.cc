@@ -15,6 +15,8 @@ constexpr size_t kTcpHeaderMin = 20;
 // Items held at once; a new one beyond writes out the oldest. Bounds memory (one 64 KiB buffer per
 // merged item) and the scan for a packet's flow.
 constexpr size_t kMaxItems = 64;
+// Merged writes the TUN refused in a row before merging stops for good.
+constexpr unsigned kMaxRefusedMerges = 16;
 
 uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 void put16(uint8_t* p, uint16_t v) {
@@ -140,8 +142,19 @@ bool GsoSplitter::init(const VnetHeader& h, const uint8_t* pkt, size_t len) {
   if (type != kVnetGsoTcpV4 && type != kVnetGsoTcpV6) return false;
   v6_ = type == kVnetGsoTcpV6;
   if (v6_) {
-    if (len < 40 || (pkt[0] >> 4) != 6 || pkt[6] != kProtoTcp || size_t{get16(pkt + 4)} + 40 != len) return false;
-    ipLen_ = 40;
+    if (len < 40 || (pkt[0] >> 4) != 6 || size_t{get16(pkt + 4)} + 40 != len) return false;
+    // Hop-by-hop and destination options may stand before TCP (the kernel hands such packets to
+    // a device with checksum offload); they are copied into every segment unchanged. A routing
+    // header is refused: it would change the destination the TCP checksum is computed over.
+    size_t off = 40;
+    uint8_t next = pkt[6];
+    for (int k = 0; k < 8 && (next == 0 || next == 60); ++k) {
+      if (off + 8 > len) return false;
+      next = pkt[off];
+      off += (size_t{pkt[off + 1]} + 1) * 8;
+    }
+    if (next != kProtoTcp || off > len) return false;
+    ipLen_ = off;
   } else {
     if (len < 20 || (pkt[0] >> 4) != 4 || pkt[9] != kProtoTcp || get16(pkt + 2) != len) return false;
     ipLen_ = size_t{pkt[0] & 0x0fu} * 4;
@@ -269,7 +282,8 @@ bool TcpCoalescer::append(Item& item, const uint8_t* pkt, const TcpView& v) {
         get16(pkt + 4) != item.nextId)
       return false;
   }
-  if (v.tcpLen != f.tcpLen || std::memcmp(ftcp + 8, tcp + 8, 4) != 0 ||  // ack
+  if (ftcp[12] != tcp[12] ||                                             // header length, AE, reserved
+      std::memcmp(ftcp + 8, tcp + 8, 4) != 0 ||                           // ack
       std::memcmp(ftcp + 14, tcp + 14, 2) != 0 ||                         // window
       std::memcmp(ftcp + kTcpHeaderMin, tcp + kTcpHeaderMin, v.tcpLen - kTcpHeaderMin) != 0)
     return false;
@@ -322,11 +336,34 @@ void TcpCoalescer::writeItem(Item& item, Result* r) {
   writeVnetHeader(buf, h);
   if (write_(buf, kVnetHdrSize + item.len)) {
     r->written += item.segments;
-    if (item.segments > 1) r->merged += 1;
+    if (item.segments > 1) {
+      r->merged += 1;
+      refusedMerges_ = 0;
+    }
+  } else if (item.segments > 1) {
+    writeSegments(h, buf + kVnetHdrSize, item.len, r);
   } else {
-    r->failed += item.segments;
+    r->failed += 1;
   }
   if (item.copy) freeBuffers_.push_back(std::move(item.copy));
+}
+
+void TcpCoalescer::writeSegments(const VnetHeader& h, const uint8_t* pkt, size_t len, Result* r) {
+  // The TUN refused a super-packet: cut it back into the segments it was made of (the splitter
+  // reproduces them byte for byte) and write those one by one. A TUN that keeps refusing gets no
+  // more merged writes.
+  if (++refusedMerges_ >= kMaxRefusedMerges) merge_ = false;
+  GsoSplitter split;
+  if (!split.init(h, pkt, len)) return;  // cannot happen for a header we built
+  if (!scratch_) scratch_.reset(new uint8_t[kVnetHdrSize + kMaxIpPacket]);
+  writeVnetHeader(scratch_.get(), VnetHeader());
+  for (size_t i = 0; i < split.count(); ++i) {
+    size_t n = split.write(i, scratch_.get() + kVnetHdrSize);
+    if (write_(scratch_.get(), kVnetHdrSize + n))
+      r->written += 1;
+    else
+      r->failed += 1;
+  }
 }
 
 TcpCoalescer::Result TcpCoalescer::flush() {

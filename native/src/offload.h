@@ -77,7 +77,7 @@ class GsoSplitter {
  * headers but for length/ID/seq/checksum, contiguous sequence, equal segment sizes with a shorter
  * or PSH segment closing the item) and its IPv4 header and TCP checksums verify, so the kernel
  * never accepts on our word a segment it would have dropped. At most 64 items are held; a new one
- * beyond that writes out the oldest.
+ * beyond that writes out the oldest. A merged write the TUN refuses is redone as its segments.
  */
 /** A TCP packet's layout as the coalescer reads it (offload.cc fills it). */
 struct TcpView {
@@ -115,11 +115,14 @@ class TcpCoalescer {
   void closeFlow(const uint8_t* pkt, size_t len);
   bool append(Item& item, const uint8_t* pkt, const TcpView& v);
   void writeItem(Item& item, Result* r);
+  void writeSegments(const VnetHeader& h, const uint8_t* pkt, size_t len, Result* r);
 
   Writer write_;
   bool merge_;
   std::deque<Item> items_;
   std::vector<std::unique_ptr<uint8_t[]>> freeBuffers_;
+  std::unique_ptr<uint8_t[]> scratch_;  // one segment, when a merged write must be redone
+  unsigned refusedMerges_ = 0;
   Result pending_;
 };
 

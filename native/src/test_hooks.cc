@@ -170,10 +170,17 @@ Napi::Value groCoalesce(const Napi::CallbackInfo& info) {
     copies[i].resize(kVnetHdrSize + p.ByteLength());
     std::memcpy(copies[i].data() + kVnetHdrSize, p.Data(), p.ByteLength());
   }
+  // refuseMerged: behave like a TUN that rejects super-packets (the coalescer's fallback).
+  bool refuseMerged = false;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Value v = info[1].As<Napi::Object>().Get("refuseMerged");
+    refuseMerged = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+  }
   Napi::Array out = Napi::Array::New(env);
   uint32_t n = 0;
   TcpCoalescer coalescer(
       [&](uint8_t* buf, size_t len) {
+        if (refuseMerged && readVnetHeader(buf).gsoType != kVnetGsoNone) return false;
         Napi::Object w = Napi::Object::New(env);
         w.Set("header", headerObject(env, readVnetHeader(buf)));
         w.Set("packet", Napi::Buffer<uint8_t>::Copy(env, buf + kVnetHdrSize, len - kVnetHdrSize));

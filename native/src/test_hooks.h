@@ -46,7 +46,10 @@ Napi::Value aeadSeal(const Napi::CallbackInfo& info);
 Napi::Value aeadOpen(const Napi::CallbackInfo& info);
 /** gsoSplit(header, packet) -> Buffer[] | null: the segments the device encrypts for one TUN read. */
 Napi::Value gsoSplit(const Napi::CallbackInfo& info);
-/** groCoalesce(packets) -> {header, packet}[]: the TUN writes for one batch of decrypted packets. */
+/**
+ * groCoalesce(packets, {refuseMerged?}) -> {header, packet}[]: the TUN writes for one batch of
+ * decrypted packets (refuseMerged: as if the TUN rejected every super-packet).
+ */
 Napi::Value groCoalesce(const Napi::CallbackInfo& info);
 
 }  // namespace weft

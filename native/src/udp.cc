@@ -207,11 +207,13 @@ SendBatch::Result SendBatch::flush(UdpSocket& sock) {
     if (n < 0) {
       if (errno == EINTR) continue;
       const Message& m = messages_[i];
-      if (m.iovCount > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
-        // The kernel refused the run: EIO when it cannot leave as one checksum-offloaded skb
-        // (an IPsec route, say), EINVAL/ENOPROTOOPT without UDP GSO. Stop asking, and send this
-        // run one datagram at a time.
-        sock.disableGso();
+      if (m.iovCount > 1 && (errno == EIO || errno == ENOPROTOOPT || errno == EMSGSIZE || errno == EINVAL)) {
+        // The kernel refused the run; its datagrams go one at a time (they may still be
+        // fragmented on the way). EIO: the run cannot leave as one checksum-offloaded skb (an
+        // IPsec route, say) and ENOPROTOOPT: no UDP GSO, so stop asking. EMSGSIZE (EINVAL before
+        // 2025 kernels): datagram plus headers exceed this route's path MTU, which concerns one
+        // destination only, so GSO stays on for the others.
+        if (errno == EIO || errno == ENOPROTOOPT) sock.disableGso();
         r.sent += sendSingly(sock, m, &r.failed);
       } else {
         // Refused (no route, bad address...): skip this message, keep the rest.

@@ -190,17 +190,31 @@ export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
 // Importing a raw X25519 key into OpenSSL (DER -> KeyObject) costs about twice the exchange itself,
 // and a responder's handshake uses its static private key and the peer's static public key every
 // time. KeyObjects are therefore remembered per key array (the device's identity, each peer's
-// key, an ephemeral used twice in one message), checked against a copy of the bytes in case an
-// array was changed in place. Weak keys: entries go when their arrays do.
-type KeyCache = WeakMap<Uint8Array, { bytes: Buffer; key: KeyObject }>;
+// key, an ephemeral used twice in one message) and checked on every use against a fingerprint of
+// the array's bytes, in case it was changed in place (e.g. wiped). For private keys the fingerprint
+// is a SHA-256 digest, so the cache keeps no second copy of a secret. Weak keys: entries go when
+// their arrays do.
+interface CachedKey {
+  fingerprint: Buffer;
+  key: KeyObject;
+}
+type KeyCache = WeakMap<Uint8Array, CachedKey>;
 const privateKeyObjects: KeyCache = new WeakMap();
 const publicKeyObjects: KeyCache = new WeakMap();
+const digest = (raw: Uint8Array): Buffer => createHash('sha256').update(raw).digest();
+const copy = (raw: Uint8Array): Buffer => Buffer.from(raw);
 
-function cachedKeyObject(cache: KeyCache, raw: Uint8Array, make: (raw: Uint8Array) => KeyObject): KeyObject {
+function cachedKeyObject(
+  cache: KeyCache,
+  raw: Uint8Array,
+  make: (raw: Uint8Array) => KeyObject,
+  fingerprint: (raw: Uint8Array) => Buffer,
+): KeyObject {
   const hit = cache.get(raw);
-  if (hit && hit.bytes.equals(raw)) return hit.key;
+  const print = fingerprint(raw);
+  if (hit && hit.fingerprint.equals(print)) return hit.key;
   const key = make(raw);
-  cache.set(raw, { bytes: Buffer.from(raw), key });
+  cache.set(raw, { fingerprint: print, key });
   return key;
 }
 
@@ -214,8 +228,8 @@ export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | 
   let shared: Buffer;
   try {
     shared = diffieHellman({
-      privateKey: cachedKeyObject(privateKeyObjects, privateKey, privateKeyObject),
-      publicKey: cachedKeyObject(publicKeyObjects, publicKey, publicKeyObject),
+      privateKey: cachedKeyObject(privateKeyObjects, privateKey, privateKeyObject, digest),
+      publicKey: cachedKeyObject(publicKeyObjects, publicKey, publicKeyObject, copy),
     });
   } catch {
     return null;

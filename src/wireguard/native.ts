@@ -223,8 +223,11 @@ export interface NativeModule {
    * partial checksum completed. null: malformed (the device drops and counts it).
    */
   gsoSplit(header: VnetHeader, packet: Buffer): Buffer[] | null;
-  /** The TUN writes (header + packet) the device makes for one batch of decrypted packets. */
-  groCoalesce(packets: Buffer[]): { header: VnetHeader; packet: Buffer }[];
+  /**
+   * The TUN writes (header + packet) the device makes for one batch of decrypted packets;
+   * `refuseMerged`: as if the TUN rejected every super-packet (only accepted writes are listed).
+   */
+  groCoalesce(packets: Buffer[], options?: { refuseMerged?: boolean }): { header: VnetHeader; packet: Buffer }[];
 }
 
 /** struct virtio_net_hdr as the TUN reads and writes it (IFF_VNET_HDR). */

@@ -233,3 +233,15 @@ test('random keys agree on a shared secret; randomIndex is a uint32', () => {
   }
   assert.ok(seen.size > 990, 'indices look random');
 });
+
+test('dh follows key arrays changed in place (its KeyObject cache re-checks the bytes)', () => {
+  const [a, b, c, d] = [generatePrivateKey(), generatePrivateKey(), generatePrivateKey(), generatePrivateKey()];
+  const priv = Uint8Array.from(a);
+  const pub = publicKeyOf(c);
+  const first = dh(priv, pub);
+  priv.set(b);
+  assert.deepEqual(dh(priv, pub), dh(Uint8Array.from(b), pub), 'the private key array was rewritten');
+  pub.set(publicKeyOf(d));
+  assert.deepEqual(dh(priv, pub), dh(Uint8Array.from(b), publicKeyOf(d)), 'the public key array was rewritten');
+  assert.notDeepEqual(first, dh(priv, pub));
+});

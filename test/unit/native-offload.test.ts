@@ -76,9 +76,9 @@ interface Item {
 }
 
 /** groCoalesce with its output normalised to exactly the six header fields and Buffers. */
-function coalesce(packets: Buffer[]): Item[] {
+function coalesce(packets: Buffer[], options?: { refuseMerged?: boolean }): Item[] {
   const before = packets.map((p) => Buffer.from(p));
-  const out = offload().groCoalesce(packets);
+  const out = offload().groCoalesce(packets, options);
   packets.forEach((p, i) => assert.ok(p.equals(before[i]!), `groCoalesce modified input packet ${i}`));
   return out.map(({ header, packet }) => ({
     header: {
@@ -410,6 +410,15 @@ describe('gsoSplit cuts TSO super-packets like the reference segmentation', () =
     assertPackets('options', got, referenceSegments(seg, 1400).map((s) => tcpPacket(s)));
   });
 
+  test('IPv6 with a hop-by-hop header before TCP: the header is copied into every segment', () => {
+    const seg = seg6({ hopByHop: true, payload: payloadOf(3000) });
+    const header = tsoHeader(seg, 1400);
+    assert.equal(header.csumStart, 48, 'the TCP header starts after the 8-byte extension header');
+    const got = split(header, tcpPacket(seg, 'partial'));
+    assert.ok(got);
+    assertPackets('hop-by-hop', got, referenceSegments(seg, 1400).map((s) => tcpPacket(s)));
+  });
+
   test('IPv4 ID wraps from 0xffff to 0 and seq wraps past 2^32', () => {
     const seg = seg4({ id: 0xfffe, seq: 2 ** 32 - 1000, payload: payloadOf(2400) });
     const got = split(tsoHeader(seg, 600), tcpPacket(seg, 'partial'));
@@ -630,9 +639,13 @@ describe('gsoSplit refuses malformed super-packets with null', () => {
       packet: () => udpPacket(ip6, 1, 2, payloadOf(3000), 'partial'),
     },
     {
-      name: 'IPv6 with a hop-by-hop header before TCP',
+      name: 'IPv6 with a routing header before TCP (it would change the checksum\'s destination)',
       header: { ...header6, csumStart: 48 },
-      packet: () => tcpPacket({ ...good6, hopByHop: true }, 'partial'),
+      packet: () => {
+        const p = tcpPacket({ ...good6, hopByHop: true }, 'partial');
+        p[6] = 43; // the 8-byte extension header becomes a routing header
+        return p;
+      },
     },
     { name: 'truncated IPv4 header (16 bytes)', header: header4, packet: () => packet4().subarray(0, 16) },
     { name: 'truncated IPv6 header (30 bytes)', header: header6, packet: () => packet6().subarray(0, 30) },
@@ -963,6 +976,25 @@ describe('groCoalesce leaves ineligible TCP segments alone, closing their flow i
       single(hidden),
       single(tcpPacket(a6[2]!)),
     ]);
+  });
+
+  test('a segment whose AE or reserved TCP bits differ is not merged (the merge would lose them)', () => {
+    const [a0, a1] = run(seg4(), 2);
+    const ae = { ...a1!, reserved: 0x01 };
+    assertItems('AE differs', coalesce([tcpPacket(a0!), tcpPacket(ae)]), [single(tcpPacket(a0!)), single(tcpPacket(ae))]);
+    const b = run(seg6({ reserved: 0x01 }), 2);
+    assertItems('AE on both', coalesce(b.map((s) => tcpPacket(s))), [merged(b)]);
+  });
+
+  test('a TUN that refuses super-packets gets the original segments, byte for byte, in order', () => {
+    // The fallback cuts the refused super-packet back with the splitter; the segments must come
+    // out exactly as they went in (IDs, sequence numbers, PSH on the last only, checksums).
+    const a = run(seg4(), 5);
+    a[4] = { ...a[4]!, flags: a[4]!.flags | PSH };
+    const b = run(seg6(), 3);
+    const udp = udpPacket(ip4, 5000, 6000, payloadOf(300));
+    const input = [...a.map((s) => tcpPacket(s)), ...b.map((s) => tcpPacket(s)), udp];
+    assertItems('refused', coalesce(input, { refuseMerged: true }), input.map((p) => single(p)));
   });
 
   test('UDP and ICMP pass through and do not close a TCP item', () => {

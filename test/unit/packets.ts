@@ -88,6 +88,8 @@ export interface TcpSegment extends IpFields {
   window: number;
   /** TCP options, a multiple of 4 bytes. */
   options?: Uint8Array;
+  /** The low nibble of the data-offset byte: reserved bits and AccECN's AE (0x01). Default 0. */
+  reserved?: number;
   payload: Uint8Array;
 }
 
@@ -168,7 +170,7 @@ export function tcpPacket(seg: TcpSegment, checksum: ChecksumMode = 'full'): Buf
   tcp.writeUInt16BE(seg.dport, 2);
   tcp.writeUInt32BE(seg.seq >>> 0, 4);
   tcp.writeUInt32BE(seg.ack >>> 0, 8);
-  tcp[12] = (thlen / 4) << 4;
+  tcp[12] = ((thlen / 4) << 4) | ((seg.reserved ?? 0) & 0x0f);
   tcp[13] = seg.flags;
   tcp.writeUInt16BE(seg.window, 14);
   tcp.set(options, 20);
