@@ -1,5 +1,5 @@
 // Module entry of weft_native: createDevice(name, mtu, onEvents), and the test hooks
-// ReplayWindow, AllowedIpsTable, aeadSeal, aeadOpen, gsoSplit, groCoalesce. The contract is src/wireguard/native.ts.
+// ReplayWindow, AllowedIpsTable, aeadSeal, aeadOpen, gsoSplit, groCoalesce, cryptoPoolCheck. The contract is src/wireguard/native.ts.
 #include <napi.h>
 
 #include "device_wrap.h"
@@ -32,6 +32,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("aeadOpen", Napi::Function::New<aeadOpen>(env, "aeadOpen"));
   exports.Set("gsoSplit", Napi::Function::New<gsoSplit>(env, "gsoSplit"));
   exports.Set("groCoalesce", Napi::Function::New<groCoalesce>(env, "groCoalesce"));
+  exports.Set("cryptoPoolCheck", Napi::Function::New<cryptoPoolCheck>(env, "cryptoPoolCheck"));
   return exports;
 }
 

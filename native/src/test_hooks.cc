@@ -6,6 +6,7 @@
 #include "aead.h"
 #include "constants.h"
 #include "js_args.h"
+#include "crypto_pool.h"
 #include "offload.h"
 
 namespace weft {
@@ -191,6 +192,25 @@ Napi::Value groCoalesce(const Napi::CallbackInfo& info) {
   for (auto& c : copies) coalescer.add(c.data() + kVnetHdrSize, c.size() - kVnetHdrSize);
   coalescer.flush();
   return out;
+}
+
+Napi::Value cryptoPoolCheck(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  unsigned workers = static_cast<unsigned>(integerArg(info, 0, "workers", 0, 16));
+  Napi::Array sizes = info.Length() > 1 && info[1].IsArray() ? info[1].As<Napi::Array>() : Napi::Array::New(env);
+  // Every run must call fn exactly once per index, on whichever thread, and be complete (all
+  // writes visible) when run() returns; a mismatch is reported as the run's index.
+  CryptoPool pool(workers);
+  std::vector<std::atomic<uint32_t>> hits(1 << 16);
+  for (uint32_t r = 0; r < sizes.Length(); ++r) {
+    size_t n = static_cast<size_t>(sizes.Get(r).As<Napi::Number>().Uint32Value());
+    if (n > hits.size()) throwRangeError(env, "size too large");
+    for (size_t i = 0; i < n; ++i) hits[i].store(0, std::memory_order_relaxed);
+    pool.run(n, [&](size_t i) { hits[i].fetch_add(1, std::memory_order_relaxed); });
+    for (size_t i = 0; i < n; ++i)
+      if (hits[i].load(std::memory_order_relaxed) != 1) return Napi::Number::New(env, r);
+  }
+  return Napi::Number::New(env, -1);
 }
 
 }  // namespace weft

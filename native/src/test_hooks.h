@@ -51,5 +51,10 @@ Napi::Value gsoSplit(const Napi::CallbackInfo& info);
  * decrypted packets (refuseMerged: as if the TUN rejected every super-packet).
  */
 Napi::Value groCoalesce(const Napi::CallbackInfo& info);
+/**
+ * cryptoPoolCheck(workers, sizes) -> -1 | run index: runs a CryptoPool once per size and checks
+ * that every index was processed exactly once; answers the first run that was not.
+ */
+Napi::Value cryptoPoolCheck(const Napi::CallbackInfo& info);
 
 }  // namespace weft

@@ -228,6 +228,11 @@ export interface NativeModule {
    * `refuseMerged`: as if the TUN rejected every super-packet (only accepted writes are listed).
    */
   groCoalesce(packets: Buffer[], options?: { refuseMerged?: boolean }): { header: VnetHeader; packet: Buffer }[];
+  /**
+   * Runs the packet path's CryptoPool (`workers` extra threads) once per entry of `sizes` and
+   * answers -1 when every run processed each index exactly once, else the first failing run.
+   */
+  cryptoPoolCheck(workers: number, sizes: number[]): number;
 }
 
 /** struct virtio_net_hdr as the TUN reads and writes it (IFF_VNET_HDR). */
