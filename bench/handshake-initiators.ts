@@ -22,7 +22,14 @@ import { consumeResponse, createInitiation, noPresharedKey, precomputeStaticStat
 import { cookieKey, mac1Key } from '../src/wireguard/cookie.ts';
 import { aeadSeal, mac, publicKeyOf, randomIndex, xaeadOpen } from '../src/wireguard/crypto.ts';
 import { equalBytes, parseBase64Key } from '../src/wireguard/keys.ts';
-import { COOKIE_REFRESH_TIME_MS, MESSAGE_COOKIE_REPLY_SIZE, MESSAGE_RESPONSE_SIZE, MESSAGE_TYPE_COOKIE_REPLY, MESSAGE_TYPE_RESPONSE } from '../src/wireguard/constants.ts';
+import {
+  COOKIE_REFRESH_TIME_MS,
+  MESSAGE_COOKIE_REPLY_SIZE,
+  MESSAGE_RESPONSE_SIZE,
+  MESSAGE_TYPE_COOKIE_REPLY,
+  MESSAGE_TYPE_RESPONSE,
+  XAEAD_NONCE_SIZE,
+} from '../src/wireguard/constants.ts';
 import {
   COOKIE_REPLY_COOKIE_OFFSET,
   COOKIE_REPLY_COOKIE_SIZE,
@@ -33,7 +40,6 @@ import {
   RESPONSE_MAC1_OFFSET,
   RESPONSE_MAC2_OFFSET,
 } from '../src/wireguard/messages.ts';
-import { XAEAD_NONCE_SIZE } from '../src/wireguard/constants.ts';
 
 export interface InitiatorsConfig {
   /** Responder's underlay address and listen port. */
