@@ -54,6 +54,7 @@ export class Interrupted extends Error {
 }
 
 const children = new Set<ChildProcess>();
+const interruptListeners: (() => void)[] = [];
 let interruptedBy: string | undefined;
 
 /** Throws once SIGINT/SIGTERM/SIGHUP arrived; long loops call it on every turn. */
@@ -63,6 +64,16 @@ export function checkInterrupt(): void {
 
 export function interrupted(): boolean {
   return interruptedBy !== undefined;
+}
+
+/** The signal that interrupted the run, if one did. */
+export function interruptSignal(): string | undefined {
+  return interruptedBy;
+}
+
+/** Run `f` once when the first signal arrives (after the tracked children were told to stop). */
+export function onInterrupt(f: () => void): void {
+  interruptListeners.push(f);
 }
 
 /**
@@ -79,6 +90,7 @@ export function installInterruptHandler(): void {
       interruptedBy = sig;
       process.stderr.write(`${sig}: stopping, then cleaning up\n`);
       for (const c of children) stopChild(c);
+      for (const f of interruptListeners) f();
     });
   }
 }

@@ -34,7 +34,20 @@ import { WgPair, pairAddresses, pingFrom } from '../test/netns/wgpair.ts';
 import { readStats } from '../test/netns/uapi-client.ts';
 import { generatePrivateKey, publicKeyOf } from '../src/wireguard/crypto.ts';
 import { toBase64 } from '../src/wireguard/keys.ts';
-import { attempt, errMsg, implsFromList, machineInfo, percentile, table, type Cell } from './common.ts';
+import {
+  attempt,
+  checkInterrupt,
+  errMsg,
+  implsFromList,
+  installInterruptHandler,
+  interrupted,
+  interruptSignal,
+  machineInfo,
+  onInterrupt,
+  percentile,
+  table,
+  type Cell,
+} from './common.ts';
 import type { InitiatorsConfig, InitiatorsReport } from './handshake-initiators.ts';
 
 const USAGE = `usage: node bench/handshake-rate.ts [--seconds 10] [--warmup 1] [--peers 256] [--sources N] [--inflight 64]
@@ -96,26 +109,15 @@ const floodSource = '192.168.77.66';
 // up the live lab, lets the main flow reach its `finally` and exits 130 (forced after 30 s).
 
 const labs = new Set<NetLab>();
-let stopping: string | undefined;
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.removeAllListeners(sig);
-  process.on(sig, () => {
-    if (stopping) {
-      process.stderr.write(`${sig}: still cleaning up, please wait\n`);
-      return;
-    }
-    stopping = sig;
-    process.stderr.write(`${sig}: stopping, then cleaning up\n`);
-    for (const lab of labs) void lab.cleanup();
-    setTimeout(() => {
-      void Promise.all([...labs].map((l) => l.cleanup())).finally(() => process.exit(130));
-    }, 30_000).unref();
-  });
-}
-
-function checkStop(): void {
-  if (stopping) throw new Error(`interrupted by ${stopping}`);
-}
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(sig);
+installInterruptHandler();
+onInterrupt(() => {
+  // The generators and floods run inside the labs (lab.spawn): cleaning them up ends those.
+  for (const lab of labs) void lab.cleanup();
+  setTimeout(() => {
+    void Promise.all([...labs].map((l) => l.cleanup())).finally(() => process.exit(130));
+  }, 30_000).unref();
+});
 
 // ---- results ----------------------------------------------------------------------------------
 
@@ -248,7 +250,7 @@ async function handshakeRate(lab: NetLab, pair: WgPair, impl: WgImpl): Promise<H
   const sources = Array.from({ length: sourceCount }, (_, i) => sourceAddress(i));
   await run('ip', ['-n', a.ns, '-batch', '-'], { input: sources.map((s) => `addr add ${s}/32 dev ${a.veth}\n`).join('') });
   await run('ip', ['-n', b.ns, 'route', 'add', '198.18.0.0/15', 'via', pairAddresses.A.underlay.v4]);
-  checkStop();
+  checkInterrupt();
 
   // One or more generator processes, each with its share of peers and sources.
   const gens: { child: ChildProcess; ready: Promise<void>; done: Promise<InitiatorsReport>; output: () => string }[] = [];
@@ -287,7 +289,7 @@ async function handshakeRate(lab: NetLab, pair: WgPair, impl: WgImpl): Promise<H
     gens.push({ child, ready: Promise.race([ready, exited]), done: Promise.race([done, exited]), output });
   }
   await bounded('the load generators to start', Promise.all(gens.map((g) => g.ready)), 60_000);
-  checkStop();
+  checkInterrupt();
 
   const responderPid = b.device.pid;
   const stats0 = await counters(impl, b.ifname);
@@ -380,22 +382,22 @@ async function implVersion(impl: WgImpl): Promise<string | undefined> {
 async function benchImpl(impl: WgImpl): Promise<ImplResult> {
   const res: ImplResult = { subject: impl.name, command: impl.command };
   res.version = await implVersion(impl);
-  checkStop();
+  checkInterrupt();
   const lab = NetLab.create();
   labs.add(lab);
   try {
     const pair = await WgPair.create(lab, { initiator: impl, responder: impl, tag: 'h' });
     await pair.waitPing(pair.a, pair.b.tunnel.v4, 15_000);
-    checkStop();
+    checkInterrupt();
     res.handshakes = await attempt(() => handshakeRate(lab, pair, impl));
-    checkStop();
+    checkInterrupt();
     await sleep(1500); // weft-wg stays "under load" for 1 s after the last burst
     process.stderr.write(`[${impl.name}] ${pings} pings every ${pingInterval} s, idle\n`);
     res.pingIdle = await attempt(() => pingStats(lab, pair.a.ns, pair.b.tunnel.v4));
-    checkStop();
+    checkInterrupt();
     if (flood) {
       res.pingFlood = await attempt(() => pingUnderFlood(lab, pair, impl));
-      checkStop();
+      checkInterrupt();
       res.responsiveAfterFlood = await pair.waitPing(pair.a, pair.b.tunnel.v4, 10_000).then(() => true, () => false);
     }
     for (const s of [pair.a, pair.b]) if (!s.device.running()) res.error = `device ${s.label} exited during the run: ${s.device.output().slice(-300)}`;
@@ -458,11 +460,11 @@ const { impls, bad } = implsFromList<ImplResult>(String(opt.impls), (subject, er
 const started = new Date();
 const results: ImplResult[] = [];
 for (const impl of impls) {
-  if (stopping) break;
+  if (interrupted()) break;
   results.push(await benchImpl(impl));
 }
-if (stopping) {
-  process.stderr.write(`${stopping}: cleaned up, no results written\n`);
+if (interrupted()) {
+  process.stderr.write(`${interruptSignal()}: cleaned up, no results written\n`);
   process.exit(130);
 }
 results.push(...bad);
