@@ -47,6 +47,11 @@ size_t paddedLength(size_t len, int mtu) {
   return padded > m ? m : padded;
 }
 
+/** Size of the transport message carrying `plainLen` bytes (header, padded text, tag). */
+size_t transportSize(size_t plainLen, int mtu) {
+  return kTransportHeaderSize + paddedLength(plainLen, mtu) + kAeadTagSize;
+}
+
 void drainEventfd(int fd) {
   uint64_t v;
   while (read(fd, &v, sizeof v) > 0) {
@@ -331,7 +336,7 @@ size_t Device::sealTransport(const Keypair& kp, uint64_t nonce, uint8_t* buf, si
   put32le(buf + 4, kp.remoteIndex);
   put64le(buf + 8, nonce);
   Aead::local().seal(kp.sendKey, nonce, text, padded, text);
-  return kTransportHeaderSize + padded + kAeadTagSize;
+  return transportSize(plainLen, mtu);
 }
 
 void Device::afterSend(Peer& peer, const Keypair& kp, uint64_t nonce, bool data, size_t bytes, int64_t now) {
@@ -622,7 +627,7 @@ size_t Device::routeFromTun(uint8_t* slot, size_t len, SendBatch& batch, std::ve
     return 0;
   }
   // The size is known before the seal: the batch takes the slot now, the bytes follow in send().
-  size_t n = kTransportHeaderSize + paddedLength(len, mtu) + kAeadTagSize;
+  size_t n = transportSize(len, mtu);
   if (!sock || !batch.add(*sock, ep, slot, n)) {
     Counters::add(counters_.udpTxErrors);
     return 0;
