@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { AllowedIps } from '../../src/wireguard/allowed-ips.ts';
 import { formatPrefix, maskBytes, prefixKey } from '../../src/wireguard/prefix.ts';
 import type { Prefix } from '../../src/wireguard/prefix.ts';
-import { addressOf as addr, prefixOf as p } from './helpers.ts';
+import { addressOf as addr, prefixOf as p, xorshiftRandom } from './helpers.ts';
 
 // ---- helpers ----
 
@@ -26,17 +26,6 @@ function raw(family: 4 | 6, bytes: Uint8Array, bits: number): Prefix {
 
 
 
-/** Deterministic PRNG (mulberry32) so a failing randomised run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Bit-by-bit containment test, the slow and obvious way. */
 function contains(prefix: Prefix, address: Uint8Array): boolean {
@@ -315,7 +304,7 @@ function compareLookups<T>(t: AllowedIps<T>, naive: NaiveTable<T>, rand: () => n
 
 test('randomised: thousands of v4/v6 prefixes across many values agree with the naive table', () => {
   const seed = Number(process.env.ALLOWEDIPS_SEED ?? Date.now() % 1_000_000);
-  const rand = prng(seed);
+  const rand = xorshiftRandom(seed);
   const label = `seed ${seed}`;
   const values = Array.from({ length: 64 }, (_, i) => `peer${i}`);
   const pick = () => values[Math.floor(rand() * values.length)]!;
@@ -375,7 +364,7 @@ test('randomised: thousands of v4/v6 prefixes across many values agree with the 
 
 test('randomised: interleaved inserts and removals of individual prefixes', () => {
   const seed = Number(process.env.ALLOWEDIPS_SEED ?? (Date.now() + 1) % 1_000_000);
-  const rand = prng(seed);
+  const rand = xorshiftRandom(seed);
   const t = new AllowedIps<number>();
   const naive = new NaiveTable<number>();
   const live: Prefix[] = [];

@@ -9,6 +9,7 @@ import type { GatewayPlanInput } from '../../src/gateway/plan.ts';
 import { nftTableName, nftTableText } from '../../src/gateway/nat.ts';
 import type { FabricPeerSpec } from '../../src/control/resources.ts';
 import { clusterA, EXTERNAL_A, nodesA, peerB, peerC, podsA } from './fabric-fixtures.ts';
+import { xorshiftRandom } from './helpers.ts';
 
 function input(extra: Partial<GatewayPlanInput> = {}): GatewayPlanInput {
   return { cluster: clusterA(), externalCIDR: EXTERNAL_A, nodes: nodesA(), pods: podsA(), peers: [peerB(), peerC()], underlayDev: 'eth0', ...extra };
@@ -25,16 +26,9 @@ function planError(fn: () => unknown): string {
   assert.fail('expected the plan to be refused');
 }
 
-/** A deterministic shuffle (mulberry32), so a failure reproduces. */
+/** A deterministic shuffle (the shared seeded PRNG), so a failure reproduces. */
 function shuffled<T>(items: readonly T[], seed: number): T[] {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const rand = xorshiftRandom(seed);
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));

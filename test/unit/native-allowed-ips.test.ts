@@ -8,23 +8,12 @@ import assert from 'node:assert/strict';
 import { AllowedIps } from '../../src/wireguard/allowed-ips.ts';
 import { encodePrefixes, native } from '../../src/wireguard/native.ts';
 import type { Prefix } from '../../src/wireguard/prefix.ts';
-import { addressOf as a, prefixOf as p } from './helpers.ts';
+import { addressOf as a, prefixOf as p, xorshiftRandom } from './helpers.ts';
 
 type Table = InstanceType<ReturnType<typeof native>['AllowedIpsTable']>;
 
 const newTable = (): Table => new (native().AllowedIpsTable)();
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function seedFor(salt: number): number {
   const fixed = process.env.WEFT_TEST_SEED;
@@ -236,7 +225,7 @@ function generator(rand: () => number) {
 }
 
 function randomised(seed: number, opts: { rounds: number; peers: number; insertsPerRound: number; lookupsPerRound: number }) {
-  const rand = prng(seed);
+  const rand = xorshiftRandom(seed);
   const g = generator(rand);
   const t = new Pair(`seed=${seed} (WEFT_TEST_SEED=${seed} replays it):`);
   const known: Prefix[] = [];
