@@ -344,7 +344,7 @@ async function pingUnderFlood(lab: NetLab, pair: WgPair, impl: WgImpl): Promise<
   const stats0 = await counters(impl, b.ifname);
   const cpu0 = procUsage(b.device.pid).cpuSeconds;
   const child = lab.spawn(a.ns, [nodeBin, path.join(repoRoot, 'test/netns/handshake-flood.ts'), JSON.stringify({
-    host: b.underlay.v4, port: b.listenPort, bind: floodSource, responderPublicKey: b.publicKey, rate: floodRate, maxSeconds: floodSeconds,
+    targets: [{ host: b.underlay.v4, port: b.listenPort, publicKey: b.publicKey }], binds: [floodSource], rate: floodRate, maxSeconds: floodSeconds,
   })]);
   let report: { sent: number; cookieReplies: number; seconds: number } | undefined;
   const output = jsonLines(child, (o) => {

@@ -1,8 +1,11 @@
 // Module entry of weft_native: createDevice(name, mtu, onEvents), and the test hooks
-// ReplayWindow, AllowedIpsTable, aeadSeal, aeadOpen, gsoSplit, groCoalesce, cryptoPoolCheck. The contract is src/wireguard/native.ts.
+// ReplayWindow, AllowedIpsTable, aeadSeal, aeadOpen, gsoSplit, groCoalesce, cryptoPoolCheck,
+// handshakeTest. The contract is src/wireguard/native.ts.
 #include <napi.h>
 
+#include "crypto/test_hooks.h"
 #include "device_wrap.h"
+#include "handshake/test_hooks.h"
 #include "test_hooks.h"
 
 namespace weft {
@@ -33,6 +36,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("gsoSplit", Napi::Function::New<gsoSplit>(env, "gsoSplit"));
   exports.Set("groCoalesce", Napi::Function::New<groCoalesce>(env, "groCoalesce"));
   exports.Set("cryptoPoolCheck", Napi::Function::New<cryptoPoolCheck>(env, "cryptoPoolCheck"));
+  exports.Set("cryptoTest", crypto::cryptoTestHooks(env));
+  exports.Set("handshakeTest", handshakeTestHooks(env));
   return exports;
 }
 

@@ -33,6 +33,19 @@ struct Counters {
   C tunTxSuperPackets{0};  // TUN writes that merged > 1 segment
   C udpTxGsoRuns{0};       // UDP sends carrying > 1 datagram (UDP_SEGMENT)
   C udpRxGroRuns{0};       // UDP receives carrying > 1 datagram (UDP_GRO)
+  // Handshake messages (device_handshake.cc), each in one place: accepted, answered, or why dropped.
+  C handshakeInitiationsAccepted{0};
+  C handshakeResponsesAccepted{0};
+  C handshakeCookieRepliesAccepted{0};
+  C handshakeCookieRepliesSent{0};
+  C handshakeDropBadMac1{0};
+  C handshakeDropRateLimited{0};
+  C handshakeDropUnknownPeerOrBadCrypto{0};
+  C handshakeDropReplayedTimestamp{0};
+  C handshakeDropInitiationFlood{0};
+  C handshakeDropUnknownIndex{0};
+  C handshakeDropBadCookieReply{0};
+  C handshakeEventsDropped{0};  // completions JavaScript was too busy to take (its timers catch up)
 
   static void add(C& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };

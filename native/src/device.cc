@@ -102,6 +102,8 @@ void Device::close() {
   wake(wakeUdp_);
   if (tunThread_.joinable()) tunThread_.join();
   if (udpThread_.joinable()) udpThread_.join();
+  // After the UDP thread: nothing submits for this device any more.
+  HandshakeWorkers::instance().detach(this);
   tun_->close();
   {
     std::lock_guard<std::mutex> lock(sockMu_);
@@ -118,8 +120,15 @@ void Device::close() {
     peer->next.reset();
     peer->staged.clear();
   }
+  for (auto& [id, peer] : peers_) {
+    std::lock_guard<std::mutex> hl(peer->hsMu);
+    peer->initiation.clear();
+  }
   index_.clear();
+  handshakeIndex_.clear();
   allowedIps_ = AllowedIps();
+  std::lock_guard<std::mutex> il(identityMu_);
+  identity_.reset();
 }
 
 void Device::wake(int fd) {
@@ -181,10 +190,23 @@ std::shared_ptr<Peer> Device::findPeer(PeerId id) {
   return it->second;
 }
 
-void Device::addPeer(PeerId id) {
+std::shared_ptr<Peer> Device::peerOrNull(PeerId id) {
+  std::shared_lock<std::shared_mutex> lock(tableMu_);
+  auto it = peers_.find(id);
+  return it == peers_.end() ? nullptr : it->second;
+}
+
+void Device::addPeer(PeerId id, const uint8_t publicKey[crypto::kKeySize]) {
+  auto peer = std::make_shared<Peer>(id);
+  std::memcpy(peer->keys.remoteStatic, publicKey, crypto::kKeySize);
+  peer->cookies.setKey(publicKey);
+  if (auto local = identity()) peer->keys.staticStaticValid = local->derive(peer->keys.staticStatic, publicKey);
+  std::string key(reinterpret_cast<const char*>(publicKey), crypto::kKeySize);
   std::unique_lock<std::shared_mutex> lock(tableMu_);
-  if (!peers_.emplace(id, std::make_shared<Peer>(id)).second)
-    throw UsageError("EEXIST", "peer " + std::to_string(id) + " exists");
+  if (peers_.count(id)) throw UsageError("EEXIST", "peer " + std::to_string(id) + " exists");
+  if (byKey_.count(key)) throw UsageError("EEXIST", "a peer with that public key exists");
+  peers_.emplace(id, peer);
+  byKey_.emplace(std::move(key), id);
 }
 
 void Device::removePeer(PeerId id) {
@@ -193,6 +215,9 @@ void Device::removePeer(PeerId id) {
   if (it == peers_.end()) return;
   std::shared_ptr<Peer> peer = it->second;
   peers_.erase(it);
+  byKey_.erase(std::string(reinterpret_cast<const char*>(peer->keys.remoteStatic), crypto::kKeySize));
+  for (auto h = handshakeIndex_.begin(); h != handshakeIndex_.end();)
+    h = h->second == peer ? handshakeIndex_.erase(h) : std::next(h);
   allowedIps_.removePeer(id);
   std::lock_guard<std::mutex> pl(peer->mu);
   for (auto* slot : {&peer->previous, &peer->current, &peer->next}) {
@@ -236,18 +261,24 @@ void Device::clearAllowedIps(PeerId id) {
 }
 
 void Device::installKeypair(PeerId id, const KeypairSpec& spec) {
+  auto peer = findPeer(id);
+  {
+    std::shared_lock<std::shared_mutex> lock(tableMu_);
+    if (index_.count(spec.localIndex) || handshakeIndex_.count(spec.localIndex) || reservedIndex_.count(spec.localIndex))
+      throw UsageError("EEXIST", "receiver index " + std::to_string(spec.localIndex) + " is in use");
+  }
+  installKeypair(peer, spec);
+}
+
+void Device::installKeypair(const std::shared_ptr<Peer>& peer, const KeypairSpec& spec) {
   auto kp = std::make_shared<Keypair>(spec, monotonicNs());
   std::vector<std::shared_ptr<Keypair>> discarded;
   bool usable;
-  std::shared_ptr<Peer> peer;
   {
     std::unique_lock<std::shared_mutex> lock(tableMu_);
-    auto it = peers_.find(id);
-    if (it == peers_.end()) throw UsageError("ENOENT", "no peer " + std::to_string(id));
-    peer = it->second;
-    auto taken = index_.find(spec.localIndex);
-    if (taken != index_.end())
-      throw UsageError("EEXIST", "receiver index " + std::to_string(spec.localIndex) + " is in use");
+    reservedIndex_.erase(spec.localIndex);
+    auto it = peers_.find(peer->id);
+    if (it == peers_.end() || it->second != peer) return;  // removed meanwhile: the keys go with it
     std::lock_guard<std::mutex> pl(peer->mu);
     if (spec.initiator) {
       // previous := next if a confirmation was pending (the current one is superseded), else current.
@@ -278,6 +309,7 @@ void Device::installKeypair(PeerId id, const KeypairSpec& spec) {
 }
 
 void Device::expireKeypairs(PeerId id) {
+  abandonHandshake(id);  // throws ENOENT
   std::unique_lock<std::shared_mutex> lock(tableMu_);
   auto it = peers_.find(id);
   if (it == peers_.end()) throw UsageError("ENOENT", "no peer " + std::to_string(id));
@@ -437,24 +469,7 @@ bool Device::sendKeepalive(PeerId id) {
 
 bool Device::sendToPeer(PeerId id, const uint8_t* data, size_t len) {
   auto peer = findPeer(id);
-  Endpoint ep;
-  {
-    std::lock_guard<std::mutex> lock(peer->mu);
-    ep = peer->endpoint;
-  }
-  if (ep.family == 0) return false;
-  std::shared_ptr<UdpSocket> sock = socket();
-  int err = sock ? sock->sendTo(ep, data, len) : ENOTCONN;
-  if (err) {
-    Counters::add(counters_.udpTxErrors);
-    return false;
-  }
-  Counters::add(counters_.udpTxPackets);
-  int64_t now = monotonicNs();
-  peer->txBytes.fetch_add(len, std::memory_order_relaxed);
-  peer->lastAuthSent.store(now, std::memory_order_relaxed);
-  peer->firstDataReceivedSinceAuthSent.store(0, std::memory_order_relaxed);
-  return true;
+  return sendHandshake(*peer, data, len);
 }
 
 void Device::sendTo(const Endpoint& ep, const uint8_t* data, size_t len) {
@@ -732,12 +747,12 @@ void Device::receiveDatagram(uint8_t* data, size_t len, const Endpoint& source, 
     return;
   }
   uint8_t type = data[0];
-  if ((type == kMessageInitiation && len == kInitiationSize) || (type == kMessageResponse && len == kResponseSize) ||
-      (type == kMessageCookieReply && len == kCookieReplySize)) {
-    Event ev(Event::Kind::Handshake);
-    ev.data.assign(data, data + len);
-    ev.source = source;
-    if (!events_->pushHandshake(std::move(ev))) Counters::add(counters_.dropHandshakeQueue);
+  if ((type == kMessageInitiation && len == kInitiationSize) || (type == kMessageResponse && len == kResponseSize)) {
+    receiveHandshake(data, len, source);
+    return;
+  }
+  if (type == kMessageCookieReply && len == kCookieReplySize) {
+    receiveCookieReply(data, source);
     return;
   }
   if (type == kMessageTransport && len >= kTransportMinSize) {

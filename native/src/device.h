@@ -5,13 +5,16 @@
 //               destination lookup -> peer -> current keypair ? encrypt -> sendmmsg (UDP GSO runs)
 //                                                           : stage (<= 128) + need-handshake
 //               no peer -> ICMP unreachable back into the TUN (rate limited)
-//   UDP thread: recvmmsg (UDP GRO: many datagrams per message) -> handshake message ? event to JS
+//   UDP thread: recvmmsg (UDP GRO: many datagrams per message) -> handshake message ? cheap checks
+//               (mac1; under load mac2 or a cookie reply, rate limit) -> handshake workers
 //               transport ? index -> keypair -> decrypt -> replay window -> key confirmation
 //               -> roaming -> source check -> coalesce TCP segments (offload.h) -> TUN write
+//   handshake workers (process-wide, handshake/workers.h): the Noise messages' Diffie-Hellman
+//               work, keypair installation, responses; JavaScript hears "handshake complete".
 //
-// Locking: `tableMu_` (shared for lookups) guards peers_, index_ and allowedIps_; each peer's `mu`
-// guards its endpoint, keypair slots and staged packets. Order: tableMu_ before a peer's mu, never
-// the reverse. Counters and per-peer figures are atomics. Public methods other than the threads are
+// Locking: `tableMu_` (shared for lookups) guards peers_, index_, handshakeIndex_, byKey_ and
+// allowedIps_; each peer's `mu` guards its endpoint, keypair slots and staged packets, its `hsMu`
+// its handshake state. Order: a peer's hsMu, then tableMu_, then a peer's mu, never the reverse. Counters and per-peer figures are atomics. Public methods other than the threads are
 // called from the JavaScript thread.
 #pragma once
 
@@ -23,6 +26,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "allowed_ips.h"
@@ -30,6 +34,8 @@
 #include "crypto_pool.h"
 #include "endpoint.h"
 #include "events.h"
+#include "handshake/cookie.h"
+#include "handshake/workers.h"
 #include "icmp.h"
 #include "keypair.h"
 #include "offload.h"
@@ -75,7 +81,22 @@ class Device {
   void setFwmark(uint32_t mark);
   int mtu() { return tun_->mtu(); }
 
-  void addPeer(PeerId id);
+  /** Our static key (clamped here); null removes it. Recomputes every peer's static-static secret. */
+  void setPrivateKey(const uint8_t* privateKey);
+  /** A peer and its static public key (EEXIST if the id or the key is taken). */
+  void addPeer(PeerId id, const uint8_t publicKey[crypto::kKeySize]);
+  void setPresharedKey(PeerId id, const uint8_t key[crypto::kKeySize]);
+  enum class Initiate { Queued, NoEndpoint, NoKey };
+  /**
+   * Queues a handshake initiation to the peer for the handshake workers, unless one is queued
+   * already. Nothing is queued when the peer has no endpoint or no static-static secret (we have
+   * no private key, or theirs is a low-order point).
+   */
+  Initiate initiateHandshake(PeerId id);
+  /** Forgets the initiation in flight: a late response to it is refused. */
+  void abandonHandshake(PeerId id);
+  /** Runs one job of the handshake workers (their threads only). */
+  void runHandshakeJob(const HandshakeJob& job);
   void removePeer(PeerId id);
   void setEndpoint(PeerId id, const Endpoint& ep);
   void clearEndpoint(PeerId id);
@@ -84,6 +105,8 @@ class Device {
   void clearAllowedIps(PeerId id);
 
   void installKeypair(PeerId id, const KeypairSpec& spec);
+  /** installKeypair for a keypair whose index reserveIndex() handed out. */
+  void installKeypair(const std::shared_ptr<Peer>& peer, const KeypairSpec& spec);
   void expireKeypairs(PeerId id);
   void clearStaged(PeerId id);
   void requestHandshakeAgain(PeerId id);
@@ -127,6 +150,20 @@ class Device {
   };
 
   std::shared_ptr<Peer> findPeer(PeerId id);  // throws UsageError ENOENT
+  std::shared_ptr<Peer> peerOrNull(PeerId id);
+  std::shared_ptr<const crypto::X25519Key> identity();
+  /** A fresh random receiver index, free in every table, reserved until released or installed. */
+  uint32_t reserveIndex();
+  void releaseIndex(uint32_t index);
+  /** Sends a handshake message to the peer's endpoint, counted as an authenticated send. */
+  bool sendHandshake(Peer& peer, const uint8_t* msg, size_t len);
+  void handshakeComplete(Peer& peer, bool initiator);
+  // The handshake path (device_handshake.cc).
+  void receiveHandshake(const uint8_t* data, size_t len, const Endpoint& source);
+  void receiveCookieReply(const uint8_t* data, const Endpoint& source);
+  void consumeInitiation(const HandshakeJob& job);
+  void consumeResponse(const HandshakeJob& job);
+  void createInitiation(PeerId id);
   std::shared_ptr<UdpSocket> socket();
   void wake(int fd);
   void deviceGone(const std::string& reason);
@@ -150,7 +187,7 @@ class Device {
                       int mtu, int64_t now);
   void answerUnreachable(const uint8_t* pkt, size_t len);
   void udpLoop();
-  /** Handshake messages go to JavaScript; transport messages that may be authentic to `opens`. */
+  /** Handshake messages to the handshake path; transport messages that may be authentic to `opens`. */
   void receiveDatagram(uint8_t* data, size_t len, const Endpoint& source, std::vector<OpenJob>& opens);
   void prepareTransport(uint8_t* data, size_t len, const Endpoint& source, std::vector<OpenJob>& opens);
   /** After the batch's AEAD: replay window, key confirmation, roaming, source check -> `out`. */
@@ -168,7 +205,15 @@ class Device {
   std::shared_mutex tableMu_;
   std::unordered_map<PeerId, std::shared_ptr<Peer>> peers_;
   std::unordered_map<uint32_t, IndexEntry> index_;
+  /** Local indices of our initiations in flight, and indices reserved for a response being built. */
+  std::unordered_map<uint32_t, std::shared_ptr<Peer>> handshakeIndex_;
+  std::unordered_set<uint32_t> reservedIndex_;
+  std::unordered_map<std::string, PeerId> byKey_;  // static public key (32 bytes) -> peer
   AllowedIps allowedIps_;
+
+  std::mutex identityMu_;
+  std::shared_ptr<const crypto::X25519Key> identity_;
+  CookieChecker cookieChecker_;
 
   std::mutex sockMu_;
   std::shared_ptr<UdpSocket> sock_;

@@ -45,7 +45,11 @@ Napi::Function DeviceWrap::define(Napi::Env env) {
                          InstanceMethod<&DeviceWrap::bind>("bind"),
                          InstanceMethod<&DeviceWrap::setFwmark>("setFwmark"),
                          InstanceMethod<&DeviceWrap::mtu>("mtu"),
+                         InstanceMethod<&DeviceWrap::setPrivateKey>("setPrivateKey"),
                          InstanceMethod<&DeviceWrap::addPeer>("addPeer"),
+                         InstanceMethod<&DeviceWrap::setPresharedKey>("setPresharedKey"),
+                         InstanceMethod<&DeviceWrap::initiateHandshake>("initiateHandshake"),
+                         InstanceMethod<&DeviceWrap::abandonHandshake>("abandonHandshake"),
                          InstanceMethod<&DeviceWrap::removePeer>("removePeer"),
                          InstanceMethod<&DeviceWrap::setEndpoint>("setEndpoint"),
                          InstanceMethod<&DeviceWrap::clearEndpoint>("clearEndpoint"),
@@ -192,7 +196,9 @@ Napi::Value DeviceWrap::mtu(const Napi::CallbackInfo& info) {
     return env.Undefined();                                        \
   }
 
-WEFT_PEER_CALL(addPeer, dev.addPeer(peer))
+WEFT_PEER_CALL(addPeer, dev.addPeer(peer, keyArg(info, 1, "publicKey").Data()))
+WEFT_PEER_CALL(setPresharedKey, dev.setPresharedKey(peer, keyArg(info, 1, "presharedKey").Data()))
+WEFT_PEER_CALL(abandonHandshake, dev.abandonHandshake(peer))
 WEFT_PEER_CALL(removePeer, dev.removePeer(peer))
 WEFT_PEER_CALL(clearEndpoint, dev.clearEndpoint(peer))
 WEFT_PEER_CALL(clearAllowedIps, dev.clearAllowedIps(peer))
@@ -203,6 +209,38 @@ WEFT_PEER_CALL(insertAllowedIps, dev.insertAllowedIps(peer, prefixRecordsArg(inf
 WEFT_PEER_CALL(removeAllowedIps, dev.removeAllowedIps(peer, prefixRecordsArg(info, 1)))
 
 #undef WEFT_PEER_CALL
+
+Napi::Value DeviceWrap::setPrivateKey(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Device& dev = live(env);
+  const uint8_t* key = nullptr;
+  if (info.Length() > 0 && !info[0].IsNull()) key = keyArg(info, 0, "privateKey").Data();
+  try {
+    dev.setPrivateKey(key);
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return env.Undefined();
+}
+
+Napi::Value DeviceWrap::initiateHandshake(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Device& dev = live(env);
+  PeerId peer = uint32Arg(info, 0, "peer");
+  try {
+    switch (dev.initiateHandshake(peer)) {
+      case Device::Initiate::Queued:
+        return Napi::String::New(env, "queued");
+      case Device::Initiate::NoEndpoint:
+        return Napi::String::New(env, "no-endpoint");
+      case Device::Initiate::NoKey:
+        break;
+    }
+    return Napi::String::New(env, "no-key");
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+}
 
 Napi::Value DeviceWrap::setEndpoint(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -332,6 +370,18 @@ Napi::Value DeviceWrap::counters(const Napi::CallbackInfo& info) {
   set("tunTxSuperPackets", c.tunTxSuperPackets);
   set("udpTxGsoRuns", c.udpTxGsoRuns);
   set("udpRxGroRuns", c.udpRxGroRuns);
+  set("handshakeInitiationsAccepted", c.handshakeInitiationsAccepted);
+  set("handshakeResponsesAccepted", c.handshakeResponsesAccepted);
+  set("handshakeCookieRepliesAccepted", c.handshakeCookieRepliesAccepted);
+  set("handshakeCookieRepliesSent", c.handshakeCookieRepliesSent);
+  set("handshakeDropBadMac1", c.handshakeDropBadMac1);
+  set("handshakeDropRateLimited", c.handshakeDropRateLimited);
+  set("handshakeDropUnknownPeerOrBadCrypto", c.handshakeDropUnknownPeerOrBadCrypto);
+  set("handshakeDropReplayedTimestamp", c.handshakeDropReplayedTimestamp);
+  set("handshakeDropInitiationFlood", c.handshakeDropInitiationFlood);
+  set("handshakeDropUnknownIndex", c.handshakeDropUnknownIndex);
+  set("handshakeDropBadCookieReply", c.handshakeDropBadCookieReply);
+  set("handshakeEventsDropped", c.handshakeEventsDropped);
   return o;
 }
 

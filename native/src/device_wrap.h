@@ -32,7 +32,11 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
   Napi::Value bind(const Napi::CallbackInfo& info);
   Napi::Value setFwmark(const Napi::CallbackInfo& info);
   Napi::Value mtu(const Napi::CallbackInfo& info);
+  Napi::Value setPrivateKey(const Napi::CallbackInfo& info);
   Napi::Value addPeer(const Napi::CallbackInfo& info);
+  Napi::Value setPresharedKey(const Napi::CallbackInfo& info);
+  Napi::Value initiateHandshake(const Napi::CallbackInfo& info);
+  Napi::Value abandonHandshake(const Napi::CallbackInfo& info);
   Napi::Value removePeer(const Napi::CallbackInfo& info);
   Napi::Value setEndpoint(const Napi::CallbackInfo& info);
   Napi::Value clearEndpoint(const Napi::CallbackInfo& info);

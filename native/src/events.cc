@@ -74,11 +74,10 @@ void EventQueue::deliver(Napi::Env env, Napi::Function callback, EventQueue* sel
   for (Event& ev : batch) {
     Napi::Object o = Napi::Object::New(env);
     switch (ev.kind) {
-      case Event::Kind::Handshake:
-        o.Set("kind", "handshake");
-        o.Set("data", Napi::Buffer<uint8_t>::Copy(env, ev.data.data(), ev.data.size()));
-        o.Set("address", formatAddress(ev.source));
-        o.Set("port", Napi::Number::New(env, ev.source.port));
+      case Event::Kind::HandshakeComplete:
+        o.Set("kind", "handshake-complete");
+        o.Set("peer", Napi::Number::New(env, ev.peer));
+        o.Set("initiator", Napi::Boolean::New(env, ev.initiator));
         break;
       case Event::Kind::NeedHandshake:
         o.Set("kind", "need-handshake");

@@ -1,7 +1,8 @@
 // Events from the packet threads to JavaScript (NativeEvent in src/wireguard/native.ts). The device
 // pushes them into an EventSink; the N-API implementation (EventQueue) batches them and delivers
-// each batch with one thread-safe function call. Handshake messages are bounded: at most
-// kMaxQueuedHandshakes wait for JavaScript at any time.
+// each batch with one thread-safe function call. Handshake completions are bounded: at most
+// kMaxQueuedHandshakes wait for JavaScript at any time (the handshake messages themselves never
+// reach JavaScript: handshake/workers.h).
 #pragma once
 
 #include <napi.h>
@@ -17,20 +18,19 @@
 namespace weft {
 
 struct Event {
-  enum class Kind { Handshake, NeedHandshake, KeypairConfirmed, DeviceGone };
+  enum class Kind { HandshakeComplete, NeedHandshake, KeypairConfirmed, DeviceGone };
   explicit Event(Kind k) : kind(k) {}
   Kind kind;
   PeerId peer = 0;
-  std::vector<uint8_t> data;  // Handshake: the message
-  Endpoint source;            // Handshake: where it came from
-  std::string reason;         // DeviceGone
+  bool initiator = false;  // HandshakeComplete: our initiation was answered (else we answered one)
+  std::string reason;      // DeviceGone
 };
 
 class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual void push(Event&& ev) = 0;
-  /** False (event discarded) when too many handshake messages are already waiting. */
+  /** False (event discarded) when too many handshake completions are already waiting. */
   virtual bool pushHandshake(Event&& ev) = 0;
 };
 

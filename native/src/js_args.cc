@@ -66,6 +66,12 @@ Napi::Uint8Array bytesArg(const Napi::CallbackInfo& info, size_t i, const char* 
   throwTypeError(info.Env(), std::string(what) + " must be a Buffer or Uint8Array");
 }
 
+Napi::Uint8Array keyArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  Napi::Uint8Array key = bytesArg(info, i, what);
+  if (key.ByteLength() != 32) throwRangeError(info.Env(), std::string(what) + " must be 32 bytes");
+  return key;
+}
+
 uint64_t uint64Arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   Napi::Env env = info.Env();
   if (info.Length() > i && info[i].IsBigInt()) {

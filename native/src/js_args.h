@@ -25,6 +25,8 @@ uint16_t portArg(const Napi::CallbackInfo& info, size_t i);
 std::string stringArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 /** A Buffer or Uint8Array (the view, not a copy). */
 Napi::Uint8Array bytesArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+/** A 32-byte key (Buffer or Uint8Array view). */
+Napi::Uint8Array keyArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 /** A BigInt (or a safe integer Number) in [0, 2^64). */
 uint64_t uint64Arg(const Napi::CallbackInfo& info, size_t i, const char* what);
 /** Allowed-IPs records: a byte array of 18-byte [family 4|6][prefix length][16 address bytes]. */

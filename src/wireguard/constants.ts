@@ -71,19 +71,9 @@ export const NEW_HANDSHAKE_TIMEOUT_MS = KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS;
 export const ZERO_KEYS_AFTER_MS = 3 * REJECT_AFTER_TIME_MS;
 
 // ---- Denial-of-service limits ----
-
-/** Accept at most one initiation per peer per 1/50 s (kernel INITIATIONS_PER_SECOND = 50). */
-export const HANDSHAKE_INITIATION_RATE_MS = 20;
-/** Handshake queue length at which the device considers itself under load (1024 / 8, wireguard-go). */
-export const UNDER_LOAD_QUEUE_THRESHOLD = 128;
-/** "Under load" stays set this long after the queue drops below the threshold. */
-export const UNDER_LOAD_AFTER_MS = 1_000;
-/** Per-source handshake rate limiter: sustained rate ... */
-export const RATELIMITER_PACKETS_PER_SECOND = 20;
-/** ... and the burst a fresh (or long idle) source is allowed. */
-export const RATELIMITER_PACKETS_BURSTABLE = 5;
-/** Rate limiter entries idle this long hold a full bucket, so they are forgotten (same as new). */
-export const RATELIMITER_GC_INTERVAL_MS = 1_000;
+// Enforced in the packet path, beside the code that applies them: native/src/handshake/workers.h
+// (the process's handshake queue and under-load signal), ratelimiter.h (20 messages/s per source,
+// burst 5) and device_handshake.cc (one accepted initiation per peer per 1/50 s).
 
 // ---- Data path (for the native side and for whoever configures it) ----
 

@@ -1,12 +1,9 @@
 // A userspace WireGuard device: the configuration `wg` reads and writes, the peers, and the glue
-// between the control plane (handshakes, timers) and the native packet path.
-import { clampPrivateKey, dh, publicKeyOf } from './crypto.ts';
-import type { StaticIdentity } from './noise.ts';
-import { HandshakeReceiver, type HandshakeCounters } from './handshake-receiver.ts';
-import { IndexTable } from './index-table.ts';
+// between the control plane (timers) and the native packet path, which runs the handshakes.
+import { clampPrivateKey, publicKeyOf } from './crypto.ts';
 import { equalBytes, isZero, toHex } from './keys.ts';
 import { encodePrefixes, native as loadNative, type NativeCounters, type NativeDevice, type NativeEvent } from './native.ts';
-import { Peer, type IndexEntry, type PeerHost } from './peer.ts';
+import { Peer, type PeerHost } from './peer.ts';
 import { AllowedIps } from './allowed-ips.ts';
 import type { Prefix } from './prefix.ts';
 import { Errno, UapiError, type DeviceSnapshot, type PeerSet, type SetRequest, type UapiDevice } from './uapi/types.ts';
@@ -40,9 +37,13 @@ export interface DeviceOptions {
 /** errno for "no such peer / no current keypair" in `test=1` answers. */
 const ENOENT = 2;
 
+interface StaticIdentity {
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
+}
+
 export class Device implements UapiDevice, UapiTestHooks, PeerHost {
   readonly native: NativeDevice;
-  readonly indices = new IndexTable<IndexEntry>();
   readonly log: Logger;
   readonly name: string;
 
@@ -54,7 +55,6 @@ export class Device implements UapiDevice, UapiTestHooks, PeerHost {
   private readonly peers = new Map<string, Peer>();
   private readonly peersById = new Map<number, Peer>();
   private readonly allowedIps = new AllowedIps<Peer>();
-  private readonly handshakes: HandshakeReceiver;
   private nextPeerId = 1;
   private readonly ticker: NodeJS.Timeout;
   private closed = false;
@@ -69,15 +69,10 @@ export class Device implements UapiDevice, UapiTestHooks, PeerHost {
       cryptoThreads: options.cryptoThreads ?? -1,
     });
     this.name = this.native.name;
-    this.handshakes = new HandshakeReceiver(this);
     // Bind at once to a random port, as wireguard-go does when it comes up with listen_port 0.
     this.port = this.native.bind(0);
     this.native.start();
     this.ticker = setInterval(() => this.tick(), TICK_MS);
-  }
-
-  identity(): StaticIdentity | null {
-    return this.staticIdentity;
   }
 
   peerByPublicKey(publicKey: Uint8Array): Peer | undefined {
@@ -96,27 +91,29 @@ export class Device implements UapiDevice, UapiTestHooks, PeerHost {
     this.native.close();
   }
 
-  counters(): { packetPath: NativeCounters; handshakes: HandshakeCounters } {
-    return { packetPath: this.native.counters(), handshakes: { ...this.handshakes.counters } };
+  /** Packet path and handshake counters (every drop by its reason). */
+  counters(): NativeCounters {
+    return this.native.counters();
   }
 
-  /** Flat counters for the control socket's `stats=1` (names in snake_case, like the protocol). */
+  /**
+   * Flat counters for the control socket's `stats=1` (names in snake_case, like the protocol):
+   * the handshake ones as `handshake_*` (e.g. handshake_cookie_replies_sent).
+   */
   stats(): Record<string, number | bigint> {
     const out: Record<string, number | bigint> = {};
     const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     for (const [k, v] of Object.entries(this.native.counters())) out[snake(k)] = v;
-    for (const [k, v] of Object.entries(this.handshakes.counters)) out[`handshake_${snake(k)}`] = v;
     return out;
   }
 
   private onEvents(events: NativeEvent[]): void {
     if (this.closed) return;
     const now = this.native.now();
-    const handshakeBatch: { data: Buffer; address: string; port: number }[] = [];
     for (const ev of events) {
       switch (ev.kind) {
-        case 'handshake':
-          handshakeBatch.push(ev);
+        case 'handshake-complete':
+          this.peerById(ev.peer)?.onHandshakeComplete(ev.initiator, now);
           break;
         case 'need-handshake':
           this.peerById(ev.peer)?.onNeedHandshake(now);
@@ -131,7 +128,6 @@ export class Device implements UapiDevice, UapiTestHooks, PeerHost {
           return;
       }
     }
-    if (handshakeBatch.length) this.handshakes.processBatch(handshakeBatch, now);
   }
 
   private peerById(id: number): Peer | undefined {
@@ -232,14 +228,12 @@ export class Device implements UapiDevice, UapiTestHooks, PeerHost {
     const current = this.staticIdentity?.privateKey ?? null;
     if ((next === null && current === null) || (next && current && equalBytes(next, current))) return;
     this.staticIdentity = next ? { privateKey: next, publicKey: publicKeyOf(next) } : null;
-    this.handshakes.cookieChecker.setLocalPublicKey(this.staticIdentity?.publicKey ?? null);
     // A peer with our own public key cannot exist: remove it.
     const own = this.staticIdentity && this.peers.get(toHex(this.staticIdentity.publicKey));
     if (own) this.removePeer(own);
-    for (const peer of this.peers.values()) {
-      peer.precomputedStaticStatic = this.staticIdentity ? dh(this.staticIdentity.privateKey, peer.publicKey) : null;
-      peer.expireSessions();
-    }
+    // The packet path derives the static-static secrets, mac1 and cookie keys from it.
+    this.native.setPrivateKey(next ? Buffer.from(next) : null);
+    for (const peer of this.peers.values()) peer.expireSessions();
   }
 
   private applyPeer(ps: PeerSet, now: number): void {
@@ -254,11 +248,10 @@ export class Device implements UapiDevice, UapiTestHooks, PeerHost {
     if (!peer) {
       if (ps.updateOnly) return;
       peer = new Peer(this, this.nextPeerId++, Uint8Array.from(ps.publicKey));
-      peer.precomputedStaticStatic = this.staticIdentity ? dh(this.staticIdentity.privateKey, peer.publicKey) : null;
       this.peers.set(key, peer);
       this.peersById.set(peer.id, peer);
     }
-    if (ps.presharedKey !== undefined) peer.presharedKey = Uint8Array.from(ps.presharedKey);
+    if (ps.presharedKey !== undefined) peer.presharedKey = ps.presharedKey;
     if (ps.endpoint !== undefined) {
       peer.configuredEndpoint = ps.endpoint;
       this.native.setEndpoint(peer.id, ps.endpoint.address, ps.endpoint.port);

@@ -2,23 +2,31 @@
 //
 // The addon owns the TUN file descriptor, the UDP socket and the threads that move data packets:
 // TUN read -> allowed-IPs lookup -> ChaCha20-Poly1305 -> UDP send, and UDP receive -> index lookup
-// -> decrypt -> replay window -> source check -> TUN write. JavaScript never sees a data packet. It
-// drives the addon with a handful of synchronous calls (peers, keypairs, endpoints, allowed IPs)
-// and receives batched events (handshake messages, "this peer needs a handshake", key
-// confirmation, device gone) through one thread-safe callback.
+// -> decrypt -> replay window -> source check -> TUN write. It also owns everything an
+// unauthenticated sender can trigger: handshake messages are checked (mac1; under load mac2,
+// cookie replies, a per-source rate limit) on the UDP thread and their Noise work is done by the
+// process's handshake workers, which install the keypairs and send the responses. JavaScript never
+// sees a data packet or a handshake message. It drives the addon with a handful of synchronous
+// calls (keys, peers, endpoints, allowed IPs, "initiate now") and receives batched events
+// (handshake complete, "this peer needs a handshake", key confirmation, device gone) through one
+// thread-safe callback.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 /** Events delivered from the packet threads, in batches, on the JS thread. */
 export type NativeEvent =
-  /** A handshake-class message (type 1, 2 or 3) whose size was exact; `data` is a copy. */
-  | { kind: 'handshake'; data: Buffer; address: string; port: number }
+  /**
+   * A handshake completed and its keypair is installed: `initiator` true when our initiation was
+   * answered (the keypair is current), false when we answered one (it waits in `next` for the
+   * initiator's first packet, then `keypair-confirmed` follows).
+   */
+  | { kind: 'handshake-complete'; peer: number; initiator: boolean }
   /**
    * A packet was staged for `peer` with no usable current keypair, or the current keypair asks
    * for a rekey (on send: counter >= REKEY_AFTER_MESSAGES on either side, or, initiator only, age
    * >= REKEY_AFTER_TIME; on receive, initiator only: age >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT -
-   * REKEY_TIMEOUT). Deduplicated: raised at most once until the next `installKeypair` or
+   * REKEY_TIMEOUT). Deduplicated: raised at most once until the next keypair installation or
    * `requestHandshakeAgain` for that peer.
    */
   | { kind: 'need-handshake'; peer: number }
@@ -68,7 +76,7 @@ export interface NativeCounters {
   dropNoPeer: bigint;
   /** TUN packets dropped because the staging queue of a peer was full (oldest dropped). */
   dropStagedOverflow: bigint;
-  /** Handshake messages dropped because the queue to JavaScript was full. */
+  /** Handshake messages dropped because the process's handshake queue was full. */
   dropHandshakeQueue: bigint;
   /** Keypairs too old (REJECT_AFTER_TIME) or exhausted for the packet at hand. */
   dropExpiredKey: bigint;
@@ -88,6 +96,30 @@ export interface NativeCounters {
   udpTxGsoRuns: bigint;
   /** UDP receives that carried more than one datagram (UDP GRO). */
   udpRxGroRuns: bigint;
+  /** Initiations answered (authenticated, fresh timestamp, not flooding). */
+  handshakeInitiationsAccepted: bigint;
+  /** Responses to our initiations that completed the handshake. */
+  handshakeResponsesAccepted: bigint;
+  /** Cookie replies that answered one of our messages and decrypted. */
+  handshakeCookieRepliesAccepted: bigint;
+  /** Cookie replies we sent (under load, to a message without a valid mac2). */
+  handshakeCookieRepliesSent: bigint;
+  /** Type 1/2 messages whose mac1 was wrong (or we have no private key). */
+  handshakeDropBadMac1: bigint;
+  /** Type 1/2 messages over the per-source rate under load. */
+  handshakeDropRateLimited: bigint;
+  /** Messages that did not decrypt, named no known peer, or hit a degenerate DH. */
+  handshakeDropUnknownPeerOrBadCrypto: bigint;
+  /** Initiations whose timestamp was not newer than the last accepted one (replays). */
+  handshakeDropReplayedTimestamp: bigint;
+  /** Initiations within 20 ms of the last accepted one from the same peer. */
+  handshakeDropInitiationFlood: bigint;
+  /** Responses and cookie replies addressed to no handshake of ours. */
+  handshakeDropUnknownIndex: bigint;
+  /** Cookie replies to one of our messages that did not decrypt (or answered an older message). */
+  handshakeDropBadCookieReply: bigint;
+  /** handshake-complete events dropped because JavaScript had 1024 waiting (its timers recover). */
+  handshakeEventsDropped: bigint;
 }
 
 export interface KeypairSpec {
@@ -122,7 +154,23 @@ export interface NativeDevice {
   /** MTU of the TUN as configured now (read from the kernel, cached briefly). */
   mtu(): number;
 
-  addPeer(peer: number): void;
+  /**
+   * Our static private key (32 bytes, clamped natively), or null to remove it. Every peer's
+   * static-static secret is recomputed; mac1 and cookie keys follow.
+   */
+  setPrivateKey(privateKey: Buffer | null): void;
+  /** A peer with its static public key (32 bytes). Throws (code EEXIST) for a taken id or key. */
+  addPeer(peer: number, publicKey: Buffer): void;
+  /** The peer's preshared key (32 bytes; all zero: none). */
+  setPresharedKey(peer: number, presharedKey: Buffer): void;
+  /**
+   * Queue a handshake initiation to the peer for the handshake workers (one at a time per peer).
+   * Nothing is queued when the peer has no endpoint ('no-endpoint') or no static-static secret
+   * ('no-key': we have no private key, or theirs is a low-order point).
+   */
+  initiateHandshake(peer: number): 'queued' | 'no-endpoint' | 'no-key';
+  /** Forget the initiation in flight (attempts gave up): a late response to it is refused. */
+  abandonHandshake(peer: number): void;
   /** Removes the peer, its keypairs, staged packets and allowed IPs. */
   removePeer(peer: number): void;
   setEndpoint(peer: number, address: string, port: number): void;
@@ -136,9 +184,12 @@ export interface NativeDevice {
   removeAllowedIps(peer: number, records: Buffer): void;
   clearAllowedIps(peer: number): void;
 
-  /** Install a freshly derived keypair and flush staged packets when it is usable. */
+  /**
+   * Install a keypair derived elsewhere and flush staged packets when it is usable. The device
+   * installs its own handshakes' keypairs; this is for tests of the packet path alone.
+   */
   installKeypair(peer: number, keypair: KeypairSpec): void;
-  /** Drop every keypair of the peer (zeroing keys) and its staged packets. */
+  /** Drop every keypair of the peer (zeroing keys), its initiation in flight and its staged packets. */
   expireKeypairs(peer: number): void;
   /** Drop staged packets only (handshake attempts gave up). */
   clearStaged(peer: number): void;
@@ -149,9 +200,9 @@ export interface NativeDevice {
    * is no usable keypair (in which case a `need-handshake` event follows, as for staged data).
    */
   sendKeepalive(peer: number): boolean;
-  /** Send a handshake-class message to the peer's endpoint. Returns false when it has none. */
+  /** Send a datagram to the peer's endpoint, counted as sent to it. False when it has none. */
   sendToPeer(peer: number, data: Buffer): boolean;
-  /** Send a datagram to an address (cookie replies to a source not yet tied to a peer). */
+  /** Send a datagram to an address. */
   sendTo(address: string, port: number, data: Buffer): void;
 
   peerState(peer: number): NativePeerState;
@@ -233,6 +284,50 @@ export interface NativeModule {
    * answers -1 when every run processed each index exactly once, else the first failing run.
    */
   cryptoPoolCheck(workers: number, sizes: number[]): number;
+  /**
+   * The handshake path's C++ (native/src/handshake/) on its own, for known-answer tests,
+   * cross-checks against the TypeScript protocol code (noise.ts, cookie.ts) and bad input. Time
+   * is injected as milliseconds of the caller's choosing.
+   */
+  handshakeTest: HandshakeTestHooks;
+}
+
+export interface NativeSessionKeys {
+  sendKey: Buffer;
+  receiveKey: Buffer;
+  localIndex: number;
+  remoteIndex: number;
+}
+
+export interface HandshakeTestHooks {
+  /** An initiator's handshake with one peer: message 1, then the keys from message 2 (null: refused). */
+  Initiator: new (localPrivateKey: Buffer, remotePublicKey: Buffer, presharedKey: Buffer) => {
+    initiate(localIndex: number, timestamp: Uint8Array): Buffer | null;
+    finish(response: Uint8Array): NativeSessionKeys | null;
+  };
+  /** The responder's work on message 1 from the peer with `remotePublicKey`: message 2 and the keys, or null. */
+  respond(
+    localPrivateKey: Buffer,
+    remotePublicKey: Buffer,
+    presharedKey: Buffer,
+    initiation: Uint8Array,
+    localIndex: number,
+  ): (NativeSessionKeys & { remoteStatic: Buffer; timestamp: Buffer; response: Buffer }) | null;
+  /** The device's mac1/mac2 checks and cookie replies, keyed by our public key (null: none). */
+  CookieChecker: new (publicKey: Buffer | null) => {
+    checkMac1(message: Uint8Array): boolean;
+    checkMac2(message: Uint8Array, address: string, port: number, nowMs: number): boolean;
+    createReply(message: Uint8Array, address: string, port: number, nowMs: number): Buffer | null;
+  };
+  /** A peer's mac1/mac2 writer and cookie-reply reader, keyed by the peer's public key. */
+  CookieGenerator: new (remotePublicKey: Buffer) => {
+    addMacs(message: Uint8Array, nowMs: number): Buffer;
+    consumeReply(reply: Uint8Array, nowMs: number): boolean;
+  };
+  /** The per-source limiter the handshake workers share (20/s, burst 5, IPv6 by /64). */
+  RateLimiter: new (maxEntries?: number) => { allow(address: string, port: number, nowMs: number): boolean; size(): number };
+  /** The process's handshake workers. */
+  workers(): { threads: number; queued: number; capacity: number };
 }
 
 /** struct virtio_net_hdr as the TUN reads and writes it (IFF_VNET_HDR). */

@@ -2,10 +2,9 @@
 // initiations, keepalives, give-ups and key wipes happen at which instants.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Peer, type IndexEntry, type PeerHost } from '../../src/wireguard/peer.ts';
-import { IndexTable } from '../../src/wireguard/index-table.ts';
-import { generatePrivateKey, publicKeyOf, dh } from '../../src/wireguard/crypto.ts';
-import type { KeypairSpec, NativeDevice, NativePeerState } from '../../src/wireguard/native.ts';
+import { Peer, type PeerHost } from '../../src/wireguard/peer.ts';
+import { generatePrivateKey, publicKeyOf } from '../../src/wireguard/crypto.ts';
+import type { NativeDevice, NativePeerState } from '../../src/wireguard/native.ts';
 import { silentLogger } from '../../src/log.ts';
 
 class RecordingPath {
@@ -35,7 +34,10 @@ class RecordingPath {
       now: () => self.clock,
       addPeer: () => self.record('addPeer'),
       removePeer: () => self.record('removePeer'),
-      sendToPeer: (_p: number, data: Buffer) => (self.record('sendToPeer', { size: data.length }), true),
+      setPresharedKey: () => self.record('setPresharedKey'),
+      // The packet path builds and sends the 148-byte initiation on its handshake workers.
+      initiateHandshake: () => (self.record('initiate'), self.state.endpoint ? 'queued' : 'no-endpoint'),
+      abandonHandshake: () => self.record('abandonHandshake'),
       sendKeepalive: () => {
         self.record('keepalive');
         // As the packet path does: a keepalive sent is an authenticated packet sent.
@@ -45,7 +47,6 @@ class RecordingPath {
         }
         return self.state.hasCurrentKeypair;
       },
-      installKeypair: (_p: number, k: KeypairSpec) => self.record('installKeypair', { initiator: k.initiator }),
       expireKeypairs: () => self.record('expireKeypairs'),
       clearStaged: () => self.record('clearStaged'),
       requestHandshakeAgain: () => self.record('requestHandshakeAgain'),
@@ -55,27 +56,11 @@ class RecordingPath {
   }
 }
 
-/** An index table that remembers the last index it handed out. */
-class RecordingIndexTable extends IndexTable<IndexEntry> {
-  last = -1;
-  override allocate(value: IndexEntry): number {
-    this.last = super.allocate(value);
-    return this.last;
-  }
-}
-
-function lastAllocated(host: PeerHost): number {
-  return (host.indices as RecordingIndexTable).last;
-}
-
 function setup() {
   const path = new RecordingPath();
-  const localPriv = generatePrivateKey();
   const remotePriv = generatePrivateKey();
-  const identity = { privateKey: localPriv, publicKey: publicKeyOf(localPriv) };
-  const host: PeerHost = { native: path.asNative(), indices: new RecordingIndexTable(), log: silentLogger, identity: () => identity };
+  const host: PeerHost = { native: path.asNative(), log: silentLogger };
   const peer = new Peer(host, 1, publicKeyOf(remotePriv));
-  peer.precomputedStaticStatic = dh(localPriv, peer.publicKey);
   /** Advance the clock in 100 ms ticks, as the device does. */
   const run = (ms: number) => {
     for (let t = 0; t < ms; t += 100) {
@@ -89,20 +74,20 @@ function setup() {
 test('one initiation per REKEY_TIMEOUT, retried with jitter, given up after 18 retries, keys wiped 540 s later', () => {
   const { path, peer, run } = setup();
   peer.onNeedHandshake(path.clock);
-  assert.equal(path.count('sendToPeer'), 1);
-  assert.equal(path.calls[1]!.size, 148);
+  assert.equal(path.count('initiate'), 1);
   peer.onNeedHandshake(path.clock + 10); // more staged data: no second initiation
   run(4900);
-  assert.equal(path.count('sendToPeer'), 1, 'nothing before 5 s');
+  assert.equal(path.count('initiate'), 1, 'nothing before 5 s');
   run(500); // 5.0–5.4 s: the retry with up to 333 ms jitter
-  assert.equal(path.count('sendToPeer'), 2);
+  assert.equal(path.count('initiate'), 2);
   run(200_000);
   // 1 initial + 18 retries, then give up: staged packets dropped, a new need allowed.
-  assert.equal(path.count('sendToPeer'), 19);
+  assert.equal(path.count('initiate'), 19);
   assert.equal(path.count('clearStaged'), 1);
+  assert.equal(path.count('abandonHandshake'), 1, 'a late response to the last attempt is refused');
   assert.ok(path.count('requestHandshakeAgain') >= 1);
   const gaveUpAt = path.calls.find((c) => c.what === 'clearStaged')!.at;
-  const firstAt = path.calls.find((c) => c.what === 'sendToPeer')!.at;
+  const firstAt = path.calls.find((c) => c.what === 'initiate')!.at;
   assert.ok(gaveUpAt - firstAt >= 19 * 5000 && gaveUpAt - firstAt <= 19 * 5334 + 100, `gave up after ${gaveUpAt - firstAt} ms`);
   assert.equal(path.count('expireKeypairs'), 0);
   run(540_000 - (path.clock - gaveUpAt) + 200);
@@ -124,9 +109,9 @@ test('new handshake 15 s (+jitter) after data sent with nothing heard back, once
   path.state.hasCurrentKeypair = true;
   path.state.firstDataSentSinceAuthReceived = path.clock;
   run(14_900);
-  assert.equal(path.count('sendToPeer'), 0);
+  assert.equal(path.count('initiate'), 0);
   run(600);
-  assert.equal(path.count('sendToPeer'), 1);
+  assert.equal(path.count('initiate'), 1);
 });
 
 test('persistent keepalive after the configured interval of silence, and at once when turned on', () => {
@@ -141,15 +126,32 @@ test('persistent keepalive after the configured interval of silence, and at once
   assert.equal(path.count('keepalive'), 2);
 });
 
-test('a completed handshake installs the keypair as initiator, confirms it with a keepalive and stops retries', () => {
-  const { path, peer, host, run } = setup();
+test('a completed handshake (as initiator) stops retries and arms the key-zeroing timer', () => {
+  const { path, peer, run } = setup();
   peer.onNeedHandshake(path.clock);
-  const localIndex = lastAllocated(host);
-  peer.completeAsInitiator({ sendKey: new Uint8Array(32), receiveKey: new Uint8Array(32), localIndex, remoteIndex: 7 }, path.clock);
-  assert.deepEqual(path.calls.filter((c) => c.what === 'installKeypair').map((c) => c.initiator), [true]);
-  assert.equal(path.count('keepalive'), 1);
-  assert.equal(host.indices.get(localIndex)?.kind, 'keypair');
+  peer.onHandshakeComplete(true, path.clock);
   run(30_000);
-  assert.equal(path.count('sendToPeer'), 1, 'no retries after completion');
+  assert.equal(path.count('initiate'), 1, 'no retries after completion');
   assert.ok(peer.lastHandshake.sec > 0n);
+  run(540_000);
+  assert.equal(path.count('expireKeypairs'), 1, 'keys zeroed 3 × REJECT_AFTER_TIME after the last handshake');
+});
+
+test('as responder the handshake completes with the key confirmation', () => {
+  const { path, peer } = setup();
+  peer.onHandshakeComplete(false, path.clock);
+  assert.equal(peer.lastHandshake.sec, 0n, 'not complete before the initiator used the keypair');
+  peer.onKeypairConfirmed(path.clock);
+  assert.ok(peer.lastHandshake.sec > 0n);
+});
+
+test('no initiation without an endpoint holds back the next one: it goes out when one is configured', () => {
+  const { path, peer } = setup();
+  path.state.endpoint = null;
+  peer.onNeedHandshake(path.clock);
+  assert.equal(path.count('initiate'), 1);
+  path.state.endpoint = { address: '192.0.2.1', port: 51820 };
+  path.clock += 100;
+  peer.onEndpointConfigured(path.clock);
+  assert.equal(path.count('initiate'), 2, 'at once, not after REKEY_TIMEOUT');
 });
