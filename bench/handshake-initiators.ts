@@ -1,14 +1,22 @@
 // Load generator for bench/handshake-rate.ts, run as its own process inside the initiator-side
 // namespace:
 //   node bench/handshake-initiators.ts CONFIG.json
-// It plays many WireGuard initiators at once with the repository's own Noise code: for each peer a
-// real initiation (fresh ephemeral, TAI64N timestamp strictly increasing per peer, mac1, and mac2
-// once a cookie is held for the source address), then it consumes the responder's response
-// (mac1 checked, Noise handshake completed, session keys derived), confirms the session with a
-// keepalive (an empty transport message under the new keys, as a real initiator sends when it has
-// no data: only then does the responder count the handshake as complete) and counts it. A
-// cookie reply is decrypted against the mac1 of the initiation it answers, the cookie is kept for
-// that source socket, and the same initiation is sent again with a valid mac2.
+// It plays many WireGuard initiators at once. The Noise work and mac1/mac2/cookie replies run in
+// the native addon's test hooks (native().handshakeTest: the same C++ the weft-wg devices use, on
+// this process's main thread), so a handshake costs the generator about what it costs a
+// responder, and no JavaScript cryptography is on the hot path: for each peer a real initiation
+// (Initiator.initiate: fresh ephemeral, TAI64N timestamp strictly increasing per peer; then
+// CookieGenerator.addMacs: mac1, and mac2 once the peer holds a cookie), then the responder's
+// response (its mac1 checked with CookieChecker, the Noise handshake completed with
+// Initiator.finish: session keys derived), a keepalive under the new keys (an empty transport
+// message, as a real initiator sends when it has no data: only then does the responder count the
+// handshake as complete), counted. A cookie reply is decrypted against the mac1 of the initiation
+// it answers (CookieGenerator.consumeReply, one generator per peer, so per source address too)
+// and the same initiation is sent again with a valid mac2.
+//
+// To tell whether it kept up, it reports its event-loop utilisation over the window (the share of
+// wall time its one thread was busy rather than waiting in epoll) and how often it stood at its
+// in-flight cap (every slot waiting for the responder) or had no peer ready to start.
 //
 // Protocol with the parent: one line `{"event":"ready"}` on stdout once the sockets are bound;
 // the parent writes `go` on stdin; the generator warms up for `warmupSeconds`, prints

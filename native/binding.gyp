@@ -14,6 +14,8 @@
         "src/crypto_pool.cc",
         "src/device.cc",
         "src/device_handshake.cc",
+        "src/device_receive.cc",
+        "src/device_send.cc",
         "src/device_wrap.cc",
         "src/endpoint.cc",
         "src/events.cc",

@@ -157,6 +157,8 @@ class Device {
   void releaseIndex(uint32_t index);
   /** Sends a handshake message to the peer's endpoint, counted as an authenticated send. */
   bool sendHandshake(Peer& peer, const uint8_t* msg, size_t len);
+  /** Installs a handshake's session keys (index from reserveIndex or the initiation's). */
+  void installSession(const std::shared_ptr<Peer>& peer, const noise::SessionKeys& session, bool initiator);
   void handshakeComplete(Peer& peer, bool initiator);
   // The handshake path (device_handshake.cc).
   void receiveHandshake(const uint8_t* data, size_t len, const Endpoint& source);

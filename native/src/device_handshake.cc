@@ -5,6 +5,7 @@
 // no handshake message from the network ever reaches it.
 #include <cstring>
 
+#include "byte_order.h"
 #include "clock.h"
 #include "device.h"
 #include "sys_error.h"
@@ -13,10 +14,6 @@ namespace weft {
 namespace {
 
 constexpr int64_t kInitiationRate = kSecond / 50;  // one accepted initiation per peer per 20 ms
-
-uint32_t get32le(const uint8_t* p) {
-  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
-}
 
 std::string keyString(const uint8_t* key) { return std::string(reinterpret_cast<const char*>(key), crypto::kKeySize); }
 
@@ -125,6 +122,18 @@ bool Device::sendHandshake(Peer& peer, const uint8_t* msg, size_t len) {
   peer.lastAuthSent.store(now, std::memory_order_relaxed);
   peer.firstDataReceivedSinceAuthSent.store(0, std::memory_order_relaxed);
   return true;
+}
+
+void Device::installSession(const std::shared_ptr<Peer>& peer, const noise::SessionKeys& session, bool initiator) {
+  KeypairSpec spec;
+  spec.localIndex = session.localIndex;
+  spec.remoteIndex = session.remoteIndex;
+  std::memcpy(spec.sendKey, session.sendKey, kAeadKeySize);
+  std::memcpy(spec.receiveKey, session.receiveKey, kAeadKeySize);
+  spec.initiator = initiator;
+  installKeypair(peer, spec);
+  crypto::wipe(spec.sendKey, sizeof spec.sendKey);
+  crypto::wipe(spec.receiveKey, sizeof spec.receiveKey);
 }
 
 void Device::handshakeComplete(Peer& peer, bool initiator) {
@@ -267,16 +276,8 @@ void Device::consumeInitiation(const HandshakeJob& job) {
     return;
   }
   peer->cookies.addMacs(response, sizeof response, now);
-  KeypairSpec spec;
-  spec.localIndex = session.localIndex;
-  spec.remoteIndex = session.remoteIndex;
-  std::memcpy(spec.sendKey, session.sendKey, kAeadKeySize);
-  std::memcpy(spec.receiveKey, session.receiveKey, kAeadKeySize);
-  spec.initiator = false;
   // Installed before answering, so the initiator's first data packet finds the keypair.
-  installKeypair(peer, spec);
-  crypto::wipe(spec.sendKey, sizeof spec.sendKey);
-  crypto::wipe(spec.receiveKey, sizeof spec.receiveKey);
+  installSession(peer, session, false);
   sendHandshake(*peer, response, sizeof response);
   Counters::add(counters_.handshakeInitiationsAccepted);
   handshakeComplete(*peer, false);
@@ -314,15 +315,7 @@ void Device::consumeResponse(const HandshakeJob& job) {
     peer->endpoint = job.source;
     stagedBefore = peer->staged.size();
   }
-  KeypairSpec spec;
-  spec.localIndex = session.localIndex;
-  spec.remoteIndex = session.remoteIndex;
-  std::memcpy(spec.sendKey, session.sendKey, kAeadKeySize);
-  std::memcpy(spec.receiveKey, session.receiveKey, kAeadKeySize);
-  spec.initiator = true;
-  installKeypair(peer, spec);
-  crypto::wipe(spec.sendKey, sizeof spec.sendKey);
-  crypto::wipe(spec.receiveKey, sizeof spec.receiveKey);
+  installSession(peer, session, true);
   Counters::add(counters_.handshakeResponsesAccepted);
   // Confirm the session to the responder at once unless staged data already does.
   if (stagedBefore == 0) sendKeepalive(peer->id);

@@ -12,6 +12,7 @@ import { chacha20poly1305, hchacha, xchacha20poly1305 } from '@noble/ciphers/cha
 import { native } from '../../src/wireguard/native.ts';
 import * as ts from '../../src/wireguard/crypto.ts';
 import { decodeTai64n } from '../../src/wireguard/tai64n.ts';
+import { KDF_VECTORS, LOW_ORDER_POINTS } from './crypto-vectors.ts';
 
 /** native/src/crypto/test_hooks.h; not part of the NativeModule contract, hence declared here. */
 interface CryptoTest {
@@ -182,30 +183,6 @@ test('HMAC-BLAKE2s is RFC 2104 with a 64-byte block, keys over 64 bytes hashed f
   }
 });
 
-// wireguard-go device/kdf_test.go (the same vectors as test/unit/crypto.test.ts).
-const KDF_VECTORS = [
-  {
-    key: '746573742d6b6579',
-    input: '746573742d696e707574',
-    t0: '6f0e5ad38daba1bea8a0d213688736f19763239305e0f58aba697f9ffc41c633',
-    t1: 'df1194df20802a4fe594cde27e92991c8cae66c366e8106aaa937a55fa371e8a',
-    t2: 'fac6e2745a325f5dc5d11a5b165aad08b0ada28e7b4e666b7c077934a4d76c24',
-  },
-  {
-    key: '776972656775617264',
-    input: '776972656775617264',
-    t0: '491d43bbfdaa8750aaf535e334ecbfe5129967cd64635101c566d4caefda96e8',
-    t1: '1e71a379baefd8a79aa4662212fcafe19a23e2b609a3db7d6bcba8f560e3d25f',
-    t2: '31e1ae48bddfbe5de38f295e5452b1909a1b4e38e183926af3780b0c1e1f0160',
-  },
-  {
-    key: '',
-    input: '',
-    t0: '8387b46bf43eccfcf349552a095d8315c4055beb90208fb1be23b894bc2ed5d0',
-    t1: '58a0e5f6faefccf4807bff1f05fa8a9217945762040bcec2f4b4a62bdfe0e86e',
-    t2: '0ce6ea98ec548f8e281e93e32db65621c45eb18dc6f0a7ad94178610a2f7338e',
-  },
-];
 
 test('KDF1/KDF2/KDF3 match wireguard-go kdf_test.go', () => {
   for (const v of KDF_VECTORS) {
@@ -272,15 +249,7 @@ test('X25519 with a low-order public key gives null (all-zero shared secret)', (
   // Points of order 1, 2, 4 and 8 and their non-canonical encodings (the list the kernel's
   // curve25519 selftest and libsodium's blocklist use, as in test/unit/crypto.test.ts), and the
   // same with bit 255 set, which X25519 ignores.
-  const lowOrder = [
-    '0000000000000000000000000000000000000000000000000000000000000000',
-    '0100000000000000000000000000000000000000000000000000000000000000',
-    'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
-    '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
-    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-    'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-    'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  ];
+  const lowOrder = LOW_ORDER_POINTS;
   const withHighBit = lowOrder.map((p) => {
     const b = hex(p);
     b[31]! |= 0x80;

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "../byte_order.h"
+
 namespace weft {
 namespace noise {
 namespace {
@@ -30,13 +32,6 @@ struct Constants {
 const Constants& constants() {
   static const Constants c;
   return c;
-}
-
-void put32le(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-uint32_t get32le(const uint8_t* p) {
-  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
 }
 
 /** H = HASH(H || data), in place. */
