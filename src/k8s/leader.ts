@@ -3,9 +3,12 @@
 // (no holder) or when the record it last observed has not changed for a whole lease duration
 // (measured on its own clock, so clock skew between machines does not matter); every write is a
 // compare-and-swap on resourceVersion, so two candidates cannot both win. A leader that could not
-// renew for renewDeadline (2/3 of the duration, before anyone may take over) stops leading. On
-// stop, the leader releases the Lease (empty holder), so a standby takes over at its next try
-// instead of waiting for expiry.
+// renew for renewDeadline (2/3 of the duration, before anyone may take over) stops leading, on a
+// timer of its own: a slow or hanging API request must not keep it leading past the deadline (the
+// loop only learns the outcome of an attempt when the request returns). Renewals count from when
+// the attempt started, the earliest the others can have seen them. No attempt waits longer than
+// renewDeadline for the API. On stop, the leader releases the Lease (empty holder), so a standby
+// takes over at its next try instead of waiting for expiry.
 //
 // Used for the gateway's active/passive replicas: only the leader programs tunnels and NAT.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
@@ -51,6 +54,8 @@ export class LeaderElector {
   #observedAt = 0;
   #leader: string | undefined;
   #lastRenew = 0;
+  /** Fires renewDeadline after the last renewal began: stop leading unless renewed before. */
+  #deadline: NodeJS.Timeout | null = null;
 
   constructor(opts: LeaderElectorOptions) {
     const lease = opts.leaseDurationMs ?? 15_000;
@@ -94,6 +99,7 @@ export class LeaderElector {
     this.#running = false;
     this.#wake();
     await this.#loop;
+    this.#clearDeadline();
     if (this.#leading) {
       if (opts.release !== false) {
         try {
@@ -108,30 +114,59 @@ export class LeaderElector {
 
   async #run(): Promise<void> {
     while (this.#running) {
+      const started = Date.now();
       let attempt: Attempt;
       try {
-        attempt = await this.#tryAcquireOrRenew();
+        attempt = await this.#bounded(this.#tryAcquireOrRenew());
       } catch (err) {
         this.#o.log?.error(`leader election ${this.#o.name}: ${(err as Error).message}`);
         attempt = { ok: false, heldBy: this.#leader };
       }
       if (!this.#running) return;
-      if (attempt.ok) {
-        this.#lastRenew = Date.now();
+      // A success that took the whole renew deadline came too late to count as a renewal.
+      if (attempt.ok && Date.now() - started < this.#o.renewDeadlineMs) {
+        this.#lastRenew = started;
+        this.#armDeadline();
         this.#setLeading(true);
         await this.#pause(this.#o.renewPeriodMs);
         continue;
       }
       if (this.#leading) {
-        const lost = attempt.heldBy !== undefined && attempt.heldBy !== this.#o.identity;
+        const heldBy = attempt.ok ? this.#o.identity : attempt.heldBy;
+        const lost = heldBy !== undefined && heldBy !== this.#o.identity;
         if (lost || Date.now() - this.#lastRenew >= this.#o.renewDeadlineMs) {
-          this.#o.log?.error(`leader election ${this.#o.name}: ${lost ? `lost the lease to ${attempt.heldBy}` : 'could not renew the lease in time'}; stepping down`);
+          this.#o.log?.error(`leader election ${this.#o.name}: ${lost ? `lost the lease to ${heldBy}` : 'could not renew the lease in time'}; stepping down`);
           this.#setLeading(false);
         }
       }
       const retry = this.#leading ? Math.min(this.#o.retryPeriodMs, this.#o.renewPeriodMs) : this.#o.retryPeriodMs;
       await this.#pause(retry * (1 + Math.random() * 0.2));
     }
+  }
+
+  /** The attempt, or a rejection once renewDeadline has passed (the request may still finish). */
+  #bounded<T>(attempt: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from the API within ${this.#o.renewDeadlineMs} ms`)), this.#o.renewDeadlineMs);
+    });
+    return Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  #armDeadline(): void {
+    this.#clearDeadline();
+    const left = this.#lastRenew + this.#o.renewDeadlineMs - Date.now();
+    this.#deadline = setTimeout(() => {
+      this.#deadline = null;
+      if (!this.#leading || Date.now() - this.#lastRenew < this.#o.renewDeadlineMs) return;
+      this.#o.log?.error(`leader election ${this.#o.name}: could not renew the lease in time; stepping down`);
+      this.#setLeading(false);
+    }, Math.max(0, left));
+  }
+
+  #clearDeadline(): void {
+    if (this.#deadline) clearTimeout(this.#deadline);
+    this.#deadline = null;
   }
 
   #setLeading(leading: boolean): void {

@@ -41,6 +41,15 @@ async function setup() {
   return { server, kc, custom, widgets, peerings, apply, get };
 }
 
+/** Poll until `check` holds (watch events travel over HTTP, also from this in-process server). */
+async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** The Status of a failed call: code, reason, message, details. */
 async function failure(p: Promise<unknown>): Promise<{ code: number; reason: string; message: string; details?: Obj }> {
   try {
@@ -181,7 +190,8 @@ describe('fake API server', { timeout: 60_000 }, () => {
     await apply('a', { metadata: { name: 'a', labels: { tier: 'db' } }, spec: { size: 1 } }, 'm'); // stops matching
     await apply('b', { metadata: { name: 'b', labels: { tier: 'web' } }, spec: { size: 1 } }, 'm'); // starts matching
     server.bookmark();
-    await new Promise((r) => setTimeout(r, 100));
+    // The bookmark is sent last: once it is here, everything sent before it is too.
+    await until('the bookmark', () => events.some((e) => e.startsWith('BOOKMARK')));
     assert.deepEqual(events, ['DELETED a@3', 'ADDED b@4', 'BOOKMARK @4'], 'replay from 1 (b@2 does not match), label transitions, bookmark at the head');
     assert.equal(done, 'open', 'the server keeps the watch open');
     ctl.abort();
@@ -189,7 +199,7 @@ describe('fake API server', { timeout: 60_000 }, () => {
     // From version 0: the current state first, as ADDED.
     const initial: string[] = [];
     const ctl0 = await watch.watch(path, { resourceVersion: '0' }, (type, obj) => initial.push(`${type} ${obj.metadata.name}`), () => {});
-    await new Promise((r) => setTimeout(r, 50));
+    await until('the current state', () => initial.length >= 2);
     assert.deepEqual(initial, ['ADDED a', 'ADDED b']);
     ctl0.abort();
 
@@ -197,7 +207,7 @@ describe('fake API server', { timeout: 60_000 }, () => {
     const gone: Obj[] = [];
     let ended = false;
     await watch.watch(path, { resourceVersion: '2' }, (type, obj) => gone.push({ type, obj }), () => (ended = true));
-    await new Promise((r) => setTimeout(r, 50));
+    await until('the server to end the Gone watch', () => ended);
     assert.equal(gone.length, 1);
     assert.equal(gone[0]!.type, 'ERROR');
     assert.deepEqual([gone[0]!.obj.code, gone[0]!.obj.reason], [410, 'Expired']);

@@ -154,7 +154,7 @@ describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
     const dst = seenFrom('a', 'b', bPod.ip);
     const server = spawn('ip', ['netns', 'exec', bPod.namespace, 'iperf3', '-s', '-1', '-p', '5299'], { stdio: 'ignore' });
     servers.push(server);
-    await sleep(300);
+    await waitFor('iperf3 server listening', async () => (await inNs(bPod.namespace, ['ss', '-Htln', 'sport = :5299'], true)).stdout.trim() !== '', 10_000);
     const r = await inNs(a.namespace, ['iperf3', '-c', dst, '-p', '5299', '-t', '1', '-J']);
     const bps = JSON.parse(r.stdout).end.sum_received.bits_per_second as number;
     assert.ok(bps > 1e6, `bulk TCP across clusters: ${bps} bit/s`);
@@ -194,7 +194,15 @@ describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
       } catch {}
     }
     // `ip netns exec` execs node, so the recorded pid is the process itself.
-    await sleep(300);
+    // Gone: no such process, or a zombie nobody has reaped yet (it holds nothing any more).
+    const alive = (pid: number) => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    await waitFor('the killed processes gone', () => !Object.values(pids).some(alive), 10_000);
     for (const role of Object.keys(pids) as Role[]) startProcess(ctx, 'a', role);
     await waitConnected(stateDir, 'a', 'b', 30_000);
     await waitConnected(stateDir, 'a', 'c', 30_000);
@@ -285,7 +293,7 @@ describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
     assert.equal((await inNs(cluster('a').pods[0]!.namespace, ['ping', '-c', '1', '-W', '2', target], true)).code, 0);
   });
 
-  test('weft peer/unpeer across two stores, and the declarative path: weft announce manifests exchanged and applied', async () => {
+  test('weft peer/unpeer across two stores, and the declarative path: weft announce manifests exchanged and applied', async (t) => {
     const { default: YAML } = await import('yaml');
     const storeOf = (c: string) => path.join(stateDir, 'clusters', c, 'store');
     const cli = (...args: string[]) => run(weft, args, { timeoutMs: 60_000 });
@@ -314,7 +322,17 @@ describe('lab fabric: 3 clusters, same pod CIDR, full mesh', () => {
       return [forC.spec.remoteEndpoint.port, forB.spec.remoteEndpoint.port];
     };
     assert.deepEqual(await exchange(), [0, 0], 'first round: no tunnel ports allocated yet');
-    await sleep(1500); // both controllers accept, both gateways listen
+    // Both controllers accept, both gateways listen: each side's Peering then reports its port.
+    const t0 = Date.now();
+    for (const [local, remote] of [['b', 'c'], ['c', 'b']] as const) {
+      const h = clusterHandle(stateDir, local);
+      try {
+        await waitFor(`${local}: tunnel port for ${remote}`, async () => ((await h.store.get<Resource<unknown, PeeringStatus>>(Kinds.Peering, remote))?.status?.localEndpoint?.port ?? 0) > 0, 20_000, 100);
+      } finally {
+        await h.store.close();
+      }
+    }
+    t.diagnostic(`both tunnel ports known ${Date.now() - t0} ms after the first exchange`);
     const ports = await exchange();
     assert.ok(ports.every((p) => p > 0), `second round carries the ports: ${ports}`);
     await waitConnected(stateDir, 'b', 'c', 20_000);

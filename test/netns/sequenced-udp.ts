@@ -19,7 +19,10 @@ interface Args {
 
 const END = 0xffffffff;
 const args = JSON.parse(process.argv[2] ?? '{}') as Args;
-const sock = dgram.createSocket(args.host.includes(':') ? 'udp6' : 'udp4');
+// The receiver asks for a large socket buffer (the kernel caps it at net.core.rmem_max): on a busy
+// or slow machine this JavaScript process reads in bursts behind the sender's pace, and a datagram
+// the buffer cannot hold is lost before the tunnel's order can be judged on it.
+const sock = dgram.createSocket({ type: args.host.includes(':') ? 'udp6' : 'udp4', ...(args.mode === 'receive' ? { recvBufferSize: 4 << 20 } : {}) });
 
 if (args.mode === 'receive') {
   const seen = new Set<number>();
