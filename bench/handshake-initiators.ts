@@ -25,29 +25,13 @@
 // (printing what it has).
 import dgram from 'node:dgram';
 import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { compareTai64n, tai64n } from '../src/wireguard/tai64n.ts';
-import { consumeResponse, createInitiation, noPresharedKey, precomputeStaticStatic, type InitiatorState, type NoisePeer, type StaticIdentity } from '../src/wireguard/noise.ts';
-import { cookieKey, mac1Key } from '../src/wireguard/cookie.ts';
-import { aeadSeal, mac, publicKeyOf, randomIndex, xaeadOpen } from '../src/wireguard/crypto.ts';
-import { equalBytes, parseBase64Key } from '../src/wireguard/keys.ts';
-import {
-  COOKIE_REFRESH_TIME_MS,
-  MESSAGE_COOKIE_REPLY_SIZE,
-  MESSAGE_RESPONSE_SIZE,
-  MESSAGE_TYPE_COOKIE_REPLY,
-  MESSAGE_TYPE_RESPONSE,
-  XAEAD_NONCE_SIZE,
-} from '../src/wireguard/constants.ts';
-import {
-  COOKIE_REPLY_COOKIE_OFFSET,
-  COOKIE_REPLY_COOKIE_SIZE,
-  COOKIE_REPLY_NONCE_OFFSET,
-  buildTransport,
-  INITIATION_MAC1_OFFSET,
-  INITIATION_MAC2_OFFSET,
-  RESPONSE_MAC1_OFFSET,
-  RESPONSE_MAC2_OFFSET,
-} from '../src/wireguard/messages.ts';
+import { native, type HandshakeTestHooks } from '../src/wireguard/native.ts';
+import { aeadSeal, publicKeyOf, randomIndex } from '../src/wireguard/crypto.ts';
+import { parseBase64Key } from '../src/wireguard/keys.ts';
+import { MESSAGE_COOKIE_REPLY_SIZE, MESSAGE_RESPONSE_SIZE, MESSAGE_TYPE_COOKIE_REPLY, MESSAGE_TYPE_RESPONSE } from '../src/wireguard/constants.ts';
+import { buildTransport } from '../src/wireguard/messages.ts';
 
 export interface InitiatorsConfig {
   /** Responder's underlay address and listen port. */
@@ -96,45 +80,56 @@ export interface InitiatorsReport {
   perSecond: number[];
   /** This process's CPU seconds (user + system) over the window. */
   cpuSeconds: number;
+  /**
+   * Event-loop utilisation over the window (0–1): the share of wall time the generator's thread
+   * ran callbacks instead of waiting for datagrams. Well below 1: it had time to spare.
+   */
+  eventLoopUtilization: number;
+  /** Share of 5 ms samples in which every in-flight slot was taken (waiting on the responder). */
+  atInflightCapShare: number;
+  /** Share of samples with a free slot but no peer allowed to start yet (the per-peer gap). */
+  noPeerReadyShare: number;
   /** Ended early by a signal or a closed stdin. */
   interrupted?: string;
 }
 
+type NativeInitiator = InstanceType<HandshakeTestHooks['Initiator']>;
+type NativeCookieGenerator = InstanceType<HandshakeTestHooks['CookieGenerator']>;
+type NativeCookieChecker = InstanceType<HandshakeTestHooks['CookieChecker']>;
+
 interface PeerState {
   n: number;
-  identity: StaticIdentity;
-  noise: NoisePeer;
-  /** mac1 key for responses addressed to this peer. */
-  responseMac1Key: Uint8Array;
+  /** The Noise initiator; holds the state of this peer's one handshake in flight. */
+  initiator: NativeInitiator;
+  /** mac1/mac2 of our initiations and the cookie the responder gave this peer (its source address). */
+  cookies: NativeCookieGenerator;
+  /** mac1 check of the responses addressed to this peer (keyed by its public key). */
+  responseMac1: NativeCookieChecker;
   lastTimestamp: Uint8Array | null;
   nextAt: number;
-  source: Source;
-}
-
-interface Source {
   socket: dgram.Socket;
-  cookie: Uint8Array | null;
-  cookieAt: number;
 }
 
 interface Pending {
   peer: PeerState;
-  state: InitiatorState;
-  message: Uint8Array;
-  mac1: Uint8Array;
+  /** The initiation as Initiator.initiate made it, mac1 and mac2 zero (addMacs copies it). */
+  bare: Buffer;
   sentAt: number;
   resends: number;
 }
 
+const hooks = native().handshakeTest;
 const EMPTY = new Uint8Array(0);
+const NO_PSK = Buffer.alloc(32);
 const cfg = JSON.parse(fs.readFileSync(process.argv[2] ?? '', 'utf8')) as InitiatorsConfig;
 const responderStatic = parseBase64Key(cfg.responderPublicKey);
 if (!responderStatic) throw new Error('bad responderPublicKey');
-const requestMac1Key = mac1Key(responderStatic);
-const replyCookieKey = cookieKey(responderStatic);
+const responderKey = Buffer.from(responderStatic);
 const privateKeys = (JSON.parse(fs.readFileSync(cfg.keysFile, 'utf8')) as { privateKeys: string[] }).privateKeys;
+/** The hooks take whole milliseconds (≤ 1e12): this process's monotonic clock fits. */
+const ms = (t: number) => Math.floor(t);
 
-const sources: Source[] = [];
+const sockets: dgram.Socket[] = [];
 for (const address of cfg.sources) {
   const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
   await new Promise<void>((resolve, reject) => {
@@ -145,15 +140,21 @@ for (const address of cfg.sources) {
     });
   });
   socket.on('error', () => {});
-  sources.push({ socket, cookie: null, cookieAt: 0 });
+  sockets.push(socket);
 }
 
 const peers: PeerState[] = privateKeys.map((b64, n) => {
   const privateKey = parseBase64Key(b64);
   if (!privateKey) throw new Error(`bad private key #${n}`);
-  const identity: StaticIdentity = { privateKey, publicKey: publicKeyOf(privateKey) };
-  const noise: NoisePeer = { remoteStatic: responderStatic, presharedKey: noPresharedKey(), precomputedStaticStatic: precomputeStaticStatic(identity, responderStatic) };
-  return { n, identity, noise, responseMac1Key: mac1Key(identity.publicKey), lastTimestamp: null, nextAt: 0, source: sources[n % sources.length]! };
+  return {
+    n,
+    initiator: new hooks.Initiator(Buffer.from(privateKey), responderKey, NO_PSK),
+    cookies: new hooks.CookieGenerator(responderKey),
+    responseMac1: new hooks.CookieChecker(Buffer.from(publicKeyOf(privateKey))),
+    lastTimestamp: null,
+    nextAt: 0,
+    socket: sockets[n % sockets.length]!,
+  };
 });
 
 // ---- counters -------------------------------------------------------------------------------
@@ -162,7 +163,9 @@ type Phase = 'idle' | 'warmup' | 'measuring' | 'done';
 let phase: Phase = 'idle';
 let windowStart = 0;
 let cpuStart = process.cpuUsage();
+let eluStart = performance.eventLoopUtilization();
 const c = { completed: 0, cookieReplies: 0, initiationsSent: 0, resentWithMac2: 0, timeouts: 0, badResponses: 0, badCookies: 0, stray: 0 };
+const samples = { total: 0, atCap: 0, noPeer: 0 };
 const latencies: number[] = [];
 const perSecond: number[] = [];
 const peersCompleted = new Set<number>();
@@ -193,31 +196,25 @@ function nextTimestamp(previous: Uint8Array | null): Uint8Array {
 function freshIndex(): number {
   for (;;) {
     const i = randomIndex();
-    if (!pending.has(i)) return i;
+    if (i !== 0 && !pending.has(i)) return i;
   }
 }
 
-function send(p: Pending): void {
-  p.peer.source.socket.send(p.message, cfg.port, cfg.host);
+/** mac1 (and mac2 when the peer holds a fresh cookie) on a copy of the bare initiation, sent. */
+function send(p: Pending, now: number): void {
+  p.peer.socket.send(p.peer.cookies.addMacs(p.bare, ms(now)), cfg.port, cfg.host);
   if (counting()) c.initiationsSent++;
 }
 
 function start(peer: PeerState, now: number): void {
   const localIndex = freshIndex();
   const timestamp = nextTimestamp(peer.lastTimestamp);
-  const init = createInitiation(peer.identity, peer.noise, localIndex, timestamp);
-  if (!init) throw new Error(`peer #${peer.n}: cannot create an initiation (low-order key?)`);
+  const bare = peer.initiator.initiate(localIndex, timestamp);
+  if (!bare) throw new Error(`peer #${peer.n}: cannot create an initiation (low-order key?)`);
   peer.lastTimestamp = timestamp;
-  const message = init.message;
-  const mac1 = mac(requestMac1Key, message.subarray(0, INITIATION_MAC1_OFFSET));
-  message.set(mac1, INITIATION_MAC1_OFFSET);
-  const src = peer.source;
-  if (src.cookie && now - src.cookieAt < COOKIE_REFRESH_TIME_MS - 10_000) {
-    message.set(mac(src.cookie, message.subarray(0, INITIATION_MAC2_OFFSET)), INITIATION_MAC2_OFFSET);
-  }
-  const p: Pending = { peer, state: init.state, message, mac1, sentAt: now, resends: 0 };
+  const p: Pending = { peer, bare, sentAt: now, resends: 0 };
   pending.set(localIndex, p);
-  send(p);
+  send(p, now);
 }
 
 function finish(index: number, p: Pending, now: number): void {
@@ -249,15 +246,14 @@ function onMessage(msg: Buffer): void {
       if (counting()) c.stray++;
       return;
     }
-    const expectMac1 = mac(p.peer.responseMac1Key, msg.subarray(0, RESPONSE_MAC1_OFFSET));
-    const keys = equalBytes(expectMac1, msg.subarray(RESPONSE_MAC1_OFFSET, RESPONSE_MAC2_OFFSET)) ? consumeResponse(p.peer.identity, p.peer.noise, p.state, msg) : null;
-    if (!keys || keys.sendKey.length !== 32 || keys.receiveKey.length !== 32) {
+    const keys = p.peer.responseMac1.checkMac1(msg) ? p.peer.initiator.finish(msg) : null;
+    if (!keys || keys.sendKey.length !== 32 || keys.receiveKey.length !== 32 || keys.localIndex !== receiver) {
       if (counting()) c.badResponses++;
       return;
     }
     // Confirm the session: keepalive = transport message, counter 0, empty payload.
     const keepalive = buildTransport(keys.remoteIndex, 0n, aeadSeal(keys.sendKey, 0n, EMPTY, EMPTY));
-    p.peer.source.socket.send(keepalive, cfg.port, cfg.host);
+    p.peer.socket.send(keepalive, cfg.port, cfg.host);
     keys.sendKey.fill(0);
     keys.receiveKey.fill(0);
     if (counting()) {
@@ -278,29 +274,23 @@ function onMessage(msg: Buffer): void {
       if (counting()) c.stray++;
       return;
     }
-    const nonce = msg.subarray(COOKIE_REPLY_NONCE_OFFSET, COOKIE_REPLY_NONCE_OFFSET + XAEAD_NONCE_SIZE);
-    const sealed = msg.subarray(COOKIE_REPLY_COOKIE_OFFSET, COOKIE_REPLY_COOKIE_OFFSET + COOKIE_REPLY_COOKIE_SIZE);
-    const cookie = xaeadOpen(replyCookieKey, nonce, sealed, p.mac1);
-    if (!cookie) {
+    // Decrypted against the mac1 this peer last sent (its pending initiation); the cookie is kept.
+    if (!p.peer.cookies.consumeReply(msg, ms(now))) {
       if (counting()) c.badCookies++;
       return;
     }
     if (counting()) c.cookieReplies++;
-    const src = p.peer.source;
-    src.cookie = cookie;
-    src.cookieAt = now;
     if (p.resends >= 3) return; // leave it to the timeout
     // The responder did no Diffie-Hellman for it: the same initiation (same timestamp) with mac2.
-    p.message.set(mac(cookie, p.message.subarray(0, INITIATION_MAC2_OFFSET)), INITIATION_MAC2_OFFSET);
     p.resends++;
     if (counting()) c.resentWithMac2++;
-    send(p);
+    send(p, now);
     return;
   }
   if (counting()) c.stray++;
 }
 
-for (const s of sources) s.socket.on('message', onMessage);
+for (const s of sockets) s.on('message', onMessage);
 
 function sweep(): void {
   const now = performance.now();
@@ -313,6 +303,14 @@ function sweep(): void {
   pump();
 }
 
+/** Why no initiation goes out right now: every slot taken, or no peer ready (or neither). */
+function sample(): void {
+  if (!counting()) return;
+  samples.total++;
+  if (pending.size >= cfg.inflight) samples.atCap++;
+  else if (readyHead >= ready.length || ready[readyHead]!.nextAt > performance.now()) samples.noPeer++;
+}
+
 // ---- lifecycle ------------------------------------------------------------------------------
 
 const percentile = (values: number[], q: number): number => {
@@ -323,6 +321,7 @@ const percentile = (values: number[], q: number): number => {
 
 let pumpTimer: NodeJS.Timeout | undefined;
 let sweepTimer: NodeJS.Timeout | undefined;
+let sampleTimer: NodeJS.Timeout | undefined;
 const phaseTimers: NodeJS.Timeout[] = [];
 
 function report(interrupted?: string): void {
@@ -330,9 +329,11 @@ function report(interrupted?: string): void {
   const wasMeasuring = phase === 'measuring';
   phase = 'done';
   const cpu = process.cpuUsage(cpuStart);
+  const elu = performance.eventLoopUtilization(eluStart);
   const seconds = wasMeasuring ? (performance.now() - windowStart) / 1000 : 0;
   clearInterval(pumpTimer);
   clearInterval(sweepTimer);
+  clearInterval(sampleTimer);
   for (const t of phaseTimers) clearTimeout(t);
   const out: InitiatorsReport = {
     event: 'done',
@@ -343,10 +344,13 @@ function report(interrupted?: string): void {
     latencyP90Ms: percentile(latencies, 90),
     perSecond,
     cpuSeconds: wasMeasuring ? (cpu.user + cpu.system) / 1e6 : 0,
+    eventLoopUtilization: wasMeasuring ? elu.utilization : 0,
+    atInflightCapShare: samples.total ? samples.atCap / samples.total : 0,
+    noPeerReadyShare: samples.total ? samples.noPeer / samples.total : 0,
     ...(interrupted ? { interrupted } : {}),
   };
   process.stdout.write(JSON.stringify(out) + '\n', () => {
-    for (const s of sources) s.socket.close();
+    for (const s of sockets) s.close();
     process.exit(0);
   });
 }
@@ -357,12 +361,14 @@ function go(): void {
   phase = 'warmup';
   pumpTimer = setInterval(pump, 1);
   sweepTimer = setInterval(sweep, 50);
+  sampleTimer = setInterval(sample, 5);
   pump();
   phaseTimers.push(
     setTimeout(() => {
       phase = 'measuring';
       windowStart = performance.now();
       cpuStart = process.cpuUsage();
+      eluStart = performance.eventLoopUtilization();
       for (let i = 0; i < Math.ceil(cfg.seconds); i++) perSecond.push(0);
       process.stdout.write(JSON.stringify({ event: 'measuring' }) + '\n');
       phaseTimers.push(setTimeout(() => report(), cfg.seconds * 1000));
@@ -379,4 +385,4 @@ process.stdin.on('data', (d: Buffer) => {
 process.stdin.on('end', () => report('stdin closed'));
 process.stdin.on('error', () => report('stdin error'));
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => report(sig));
-process.stdout.write(JSON.stringify({ event: 'ready', peers: peers.length, sources: sources.length }) + '\n');
+process.stdout.write(JSON.stringify({ event: 'ready', peers: peers.length, sources: sockets.length }) + '\n');

@@ -69,7 +69,7 @@ interface HandshakeFile {
   results: {
     subject: string;
     error?: string;
-    handshakes?: Cell<{ handshakesPerSecond: number; seconds: number; responderCpuMsPerHandshake: number; generatorCpuSeconds: number; cookieRepliesPerSecond: number }>;
+    handshakes?: Cell<{ handshakesPerSecond: number; seconds: number; responderCpuMsPerHandshake: number; generatorCpuSeconds: number; generatorEventLoopUtilization?: number; rounds?: { generatorEventLoopUtilization: number }[]; cookieRepliesPerSecond: number }>;
     pingIdle?: Cell<Ping & { lossPct?: number }>;
     pingFlood?: Cell<Ping & { lossPct?: number }>;
   }[];
@@ -304,7 +304,13 @@ if (tunnels.length) {
   );
 }
 if (hs) {
-  const saturated = (h: { generatorCpuSeconds: number; seconds: number }) => h.generatorCpuSeconds >= 0.9 * h.seconds * (hs.settings?.generators ?? 1);
+  // Newer files carry the generator's event-loop utilisation (busy share of its one thread, which
+  // also counts time it was runnable but had no CPU), per round too; older ones only its CPU
+  // seconds. One saturated round makes the total a lower bound.
+  const saturated = (h: { generatorCpuSeconds: number; seconds: number; generatorEventLoopUtilization?: number; rounds?: { generatorEventLoopUtilization: number }[] }) =>
+    h.generatorEventLoopUtilization !== undefined
+      ? h.generatorEventLoopUtilization >= 0.9 || (h.rounds ?? []).some((w) => w.generatorEventLoopUtilization >= 0.9)
+      : h.generatorCpuSeconds >= 0.9 * h.seconds * (hs.settings?.generators ?? 1);
   const anySaturated = hs.results.some((r) => {
     const h = ok(r.handshakes);
     return h !== null && saturated(h);

@@ -36,7 +36,8 @@ const pools = args.targets.map((t) => {
   });
 });
 const family = args.targets[0]!.host.includes(':') ? 'udp6' : 'udp4';
-const sockets = args.binds.flatMap(() => Array.from({ length: SOCKETS_PER_BIND }, () => dgram.createSocket(family)));
+// Large receive buffers: at tens of thousands of cookie replies a second the default one drops them.
+const sockets = args.binds.flatMap(() => Array.from({ length: SOCKETS_PER_BIND }, () => dgram.createSocket({ type: family, recvBufferSize: 4 << 20 })));
 await Promise.all(sockets.map((s, i) => new Promise<void>((r) => s.bind(0, args.binds[Math.floor(i / SOCKETS_PER_BIND)], () => r()))));
 const cookieRepliesByPort: Record<number, number> = {};
 let cookieReplies = 0;
