@@ -55,7 +55,7 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
       });
       c.start();
       stop = () => c.stop();
-      readiness = { ready: () => c.reconciledOnce, detail: () => (c.reconciledOnce ? 'reconciled' : 'waiting for the first reconcile') };
+      readiness = { ready: () => c.readiness().ready, detail: () => c.readiness().detail };
       break;
     }
     case 'gateway': {

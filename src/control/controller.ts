@@ -6,6 +6,7 @@ import { Ipam, IpamError, type IpamConfig, type IpamSnapshot } from '../ipam/ind
 import { probeTarget } from '../gateway/probe.ts';
 import { inform, type Informer } from '../store/informer.ts';
 import { isStoreError, type Resource, type Store } from '../store/types.ts';
+import { sameData } from '../store/objects.ts';
 import type { Logger } from '../log.ts';
 import type { WeftMetrics } from '../observe/metrics.ts';
 import {
@@ -58,9 +59,23 @@ export class PeeringController {
     this.loop = new ReconcileLoop('controller', async () => ((await this.reconcile()) ? { changed: 0 } : undefined), opts);
   }
 
+  /** Why the last reconcile could not serve the peerings (IPAM refused the cluster), or null. */
+  private blocked: string | null = null;
+
   /** Readiness: one reconcile completed with the cluster described. */
   get reconciledOnce(): boolean {
     return this.loop.reconciledOnce;
+  }
+
+  /**
+   * Ready only while reconciles succeed: a controller that cannot serve its peerings (IPAM refused
+   * the configuration or the snapshot, or every run fails) must say so, not stay green.
+   */
+  readiness(): { ready: boolean; detail: string } {
+    if (this.blocked) return { ready: false, detail: this.blocked };
+    if (this.loop.lastError) return { ready: false, detail: `reconcile failing: ${this.loop.lastError}` };
+    if (!this.loop.reconciledOnce) return { ready: false, detail: 'waiting for the first reconcile (ClusterNetwork "local")' };
+    return { ready: true, detail: 'reconciled' };
   }
 
   start(): void {
@@ -89,13 +104,15 @@ export class PeeringController {
     try {
       ipam = new Ipam(ipamConfig(cluster.spec), ipamState?.spec.snapshot as IpamSnapshot | undefined);
     } catch (err) {
-      this.opts.log.error(`IPAM refused the cluster configuration: ${(err as Error).message}`);
+      this.blocked = `IPAM refused the cluster configuration: ${(err as Error).message}`;
+      this.opts.log.error(this.blocked);
       await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({
         ...s,
         conditions: setCondition(s?.conditions, { type: 'Ready', status: 'False', reason: (err as IpamError).reason ?? 'InvalidConfig', message: (err as Error).message }),
       }));
       return false;
     }
+    this.blocked = null;
     const externalCIDR = ipam.externalCIDR();
     await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({
       ...s,
@@ -177,7 +194,8 @@ export class PeeringController {
         probeTarget: probeTarget({ remoteExternalCIDR: p.spec.remoteExternalCIDR, externalCIDRRemap }, p.spec.remoteGatewayNodeIP, remoteNodeCIDR),
         ...(p.spec.presharedKeySecretRef ? { presharedKeySecretRef: p.spec.presharedKeySecretRef } : {}),
       };
-      if (!existing || JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+      // Compared as data: a real API server returns keys in its own order.
+      if (!existing || !sameData(existing.spec, spec)) {
         await this.store.apply({ kind: Kinds.FabricPeer, apiVersion: API_VERSION, metadata: { name }, spec });
         this.opts.log.verbose(`peering ${name}: remote ${spec.remotePodCIDR} seen as ${podCIDRRemap}, external ${spec.remoteExternalCIDR} as ${externalCIDRRemap}, via ${spec.interfaceName}`);
       }
@@ -193,7 +211,7 @@ export class PeeringController {
     for (const [name, fp] of fabric) if (!live.has(name) && !peerings.some((p) => p.metadata.name === name)) await this.teardown(name, fp, ipam);
 
     const snapshot = ipam.snapshot();
-    if (JSON.stringify(snapshot) !== JSON.stringify(ipamState?.spec.snapshot)) {
+    if (!sameData(emptyObjectsAsNull(snapshot), emptyObjectsAsNull(ipamState?.spec.snapshot))) {
       await this.store.apply({ kind: Kinds.IpamState, apiVersion: API_VERSION, metadata: { name: 'local' }, spec: { snapshot } });
     }
     return true;
@@ -225,6 +243,18 @@ export class PeeringController {
       derivePeeringStatus({ ...(s ?? { phase: 'Connecting' }), conditions: setCondition(s?.conditions, { type: 'Valid', status: valid ? 'True' : 'False', reason, message }) }),
     );
   }
+}
+
+/**
+ * The IPAM snapshot as an API server keeps it: it lives in an x-kubernetes-preserve-unknown-fields
+ * field, where server-side apply stores an empty object as null. Comparing both sides this way,
+ * an unchanged snapshot is never written again.
+ */
+function emptyObjectsAsNull(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length === 0) return null;
+  return Object.fromEntries(entries.map(([k, v]) => [k, emptyObjectsAsNull(v)]));
 }
 
 export function ipamConfig(spec: ClusterNetworkSpec): IpamConfig {

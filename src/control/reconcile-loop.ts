@@ -17,6 +17,8 @@ export class ReconcileLoop {
   private stopped = false;
   /** Set after the first run that completed with its inputs present (readiness). */
   reconciledOnce = false;
+  /** Why the last run failed (its error), or null when it completed. */
+  lastError: string | null = null;
 
   constructor(piece: string, fn: ReconcileFn, opts: { log: Logger; metrics?: WeftMetrics | undefined }) {
     this.piece = piece;
@@ -37,7 +39,9 @@ export class ReconcileLoop {
         try {
           const result = await (this.metrics ? this.metrics.timeReconcile(this.piece, this.fn) : this.fn());
           if (result) this.reconciledOnce = true;
+          this.lastError = null;
         } catch (err) {
+          this.lastError = (err as Error).message ?? String(err);
           this.log.error(`reconcile: ${(err as Error).stack ?? err}`);
         }
       } while (this.again && !this.stopped);

@@ -2,6 +2,7 @@
 // owns `Connected`), Kubernetes style: read, merge one's own part, write with the read
 // resourceVersion, retry on Conflict. The phase is derived from the conditions so that neither
 // writer can overwrite the other's verdict.
+import { sameData } from '../store/objects.ts';
 import { isStoreError, type Resource, type Store } from '../store/types.ts';
 import type { Condition, PeeringPhase, PeeringStatus } from './resources.ts';
 
@@ -10,7 +11,8 @@ export async function patchStatus<S>(store: Store, kind: string, name: string, c
     const obj = await store.get<Resource<unknown, S>>(kind, name);
     if (!obj) return;
     const next = change(obj.status);
-    if (next === null || JSON.stringify(next) === JSON.stringify(obj.status)) return;
+    // Compared as data: a real API server returns keys in its own order.
+    if (next === null || sameData(next, obj.status)) return;
     try {
       await store.updateStatus(kind, name, next, { resourceVersion: obj.metadata.resourceVersion });
       return;

@@ -276,7 +276,10 @@ export class Ipam {
     if (snapshot === null || typeof snapshot !== 'object') throw invalid('must be an object');
     const s = snapshot as Record<string, unknown>;
     if (s.version !== 1) throw invalid(`unsupported version ${JSON.stringify(s.version)} (expected 1)`);
-    if (s.peers === null || typeof s.peers !== 'object' || Array.isArray(s.peers)) throw invalid('"peers" must be an object');
+    // A Kubernetes API server stores an empty map applied into a preserve-unknown-fields field as
+    // null (server-side apply drops empty objects there): no peers, not a broken snapshot.
+    const peerMap = s.peers === null ? {} : s.peers;
+    if (typeof peerMap !== 'object' || Array.isArray(peerMap)) throw invalid('"peers" must be an object');
 
     const standIns: Labelled[] = [];
     let external: Cidr | null = null;
@@ -290,8 +293,8 @@ export class Ipam {
     }
 
     const peers = new Map<string, PeerRecord>();
-    for (const id of Object.keys(s.peers)) {
-      const raw = (s.peers as Record<string, unknown>)[id];
+    for (const id of Object.keys(peerMap)) {
+      const raw = (peerMap as Record<string, unknown>)[id];
       if (id === '' || raw === null || typeof raw !== 'object') throw invalid(`peer ${JSON.stringify(id)} is malformed`);
       const p = raw as Record<string, unknown>;
       const name = `peer ${JSON.stringify(id)}`;

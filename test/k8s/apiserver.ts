@@ -77,8 +77,19 @@ export interface FakeApiServer {
   readonly requests: ReadonlyMap<string, number>;
 }
 
+/**
+ * JSON with every object's keys sorted, as the real server writes custom resources (it holds them
+ * as unstructured maps, and Go's encoder sorts map keys): clients must not rely on the order they
+ * wrote.
+ */
+function serverJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
 function send(res: http.ServerResponse, code: number, body: unknown, warnings: string[] = []): void {
-  const text = JSON.stringify(body);
+  const text = serverJson(body);
   const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) };
   if (warnings.length > 0) headers.Warning = warnings.map((w) => `299 - ${JSON.stringify(w)}`);
   res.writeHead(code, headers);
@@ -227,7 +238,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     let open = true;
     const write = (ev: WatchEventOut) => {
       if (!open) return false;
-      res.write(`${JSON.stringify(ev)}\n`);
+      res.write(`${serverJson(ev)}\n`);
       return res.writableLength < slowBytes;
     };
     const w: Watcher = {

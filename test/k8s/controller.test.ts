@@ -207,4 +207,43 @@ describe('PeeringController on the Kubernetes store', { timeout: 60_000 }, () =>
       assert.deepEqual(after.spec.remoteNodeCIDRs, ['192.168.200.0/24']);
     },
   );
+
+  it('makes no API write while nothing changes: comparisons are by data, not by key order', async (t) => {
+    const { server, store, controller, peer, close } = await setup();
+    t.after(close);
+    controller.start();
+    for (const name of ['b', 'c', 'd']) await peer(name, remote(name));
+    await until('three FabricPeers', async () => (await store.list(Kinds.FabricPeer)).items.length === 3 || undefined);
+    await until('three Peerings with remaps', async () => (await store.list<Peering>(Kinds.Peering)).items.every((p) => p.status?.podCIDRRemap) || undefined);
+    await controller.trigger();
+    const writes = () => [...server.requests].filter(([k]) => /^(PUT|PATCH|POST|DELETE) /.test(k)).reduce((n, [, v]) => n + v, 0);
+    const before = writes();
+    for (let i = 0; i < 5; i++) await controller.trigger();
+    assert.equal(writes() - before, 0, `writes during 5 unchanged resyncs: ${JSON.stringify([...server.requests].filter(([k]) => !k.startsWith('GET') && !k.startsWith('WATCH')))}`);
+  });
+
+  it('an IPAM snapshot with no peers stored as null (as a real server keeps an empty map) does not wedge it', async (t) => {
+    const { cli, store, controller, peer, close } = await setup();
+    t.after(close);
+    await controller.trigger();
+    const ipam = await until('IpamState', () => store.get<Resource<IpamStateSpec>>(Kinds.IpamState, 'local'));
+    const snapshot = { ...(ipam.spec.snapshot as Record<string, unknown>), peers: null };
+    await cli.apply({ kind: Kinds.IpamState, apiVersion: API_VERSION, metadata: { name: 'local' }, spec: { snapshot } });
+    await peer('b', remote('b'));
+    await controller.trigger();
+    assert.ok(await store.get(Kinds.FabricPeer, 'b'), 'the new peering is served');
+    assert.deepEqual(controller.readiness(), { ready: true, detail: 'reconciled' });
+  });
+
+  it('is not ready, and says why, while IPAM refuses its snapshot', async (t) => {
+    const { cli, controller, close } = await setup();
+    t.after(close);
+    await controller.trigger();
+    assert.equal(controller.readiness().ready, true);
+    await cli.apply({ kind: Kinds.IpamState, apiVersion: API_VERSION, metadata: { name: 'local' }, spec: { snapshot: { version: 7, externalCIDR: null, peers: {} } } });
+    await controller.trigger();
+    const r = controller.readiness();
+    assert.equal(r.ready, false);
+    assert.match(r.detail, /IPAM refused .*unsupported version 7/);
+  });
 });

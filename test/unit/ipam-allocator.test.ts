@@ -451,3 +451,12 @@ test('bad configs are rejected with a reason', () => {
   assert.equal(new Ipam({ ...BASE, externalPrefixLength: 30 }).externalCIDR(), '10.1.0.0/30');
   assert.equal(new Ipam({ ...BASE, nodeCIDRs: [] }).remapPodCIDR('b', '192.168.10.0/24'), '192.168.10.0/24');
 });
+
+test('a snapshot whose empty peer map came back as null (how an API server stores it) restores as no peers', () => {
+  const ipam = new Ipam(BASE);
+  const stored = { ...clone(ipam.snapshot()), peers: null } as unknown as ReturnType<Ipam['snapshot']>;
+  const restored = new Ipam(BASE, stored);
+  assert.deepEqual(restored.snapshot().peers, {});
+  assert.equal(restored.externalCIDR(), ipam.externalCIDR());
+  assert.throws(() => new Ipam(BASE, { ...clone(ipam.snapshot()), peers: [] } as unknown as ReturnType<Ipam['snapshot']>), /"peers" must be an object/);
+});
