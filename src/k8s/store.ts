@@ -246,6 +246,14 @@ export class KubernetesStore implements Store {
     }
     const leftOut = (['labels', 'annotations', 'finalizers'] as const).filter((f) => input[f] === undefined);
     for (let attempt = 0; ; attempt++) {
+      // With a precondition the object must exist: a real API server's apply carrying a
+      // resourceVersion CREATES a missing object (201), which would bring back one deleted
+      // between the caller's read and this write.
+      let expected: KubeObject | undefined;
+      if (input.resourceVersion !== undefined) {
+        expected = await this.#getRaw(loc, input.name);
+        if (!expected) throw new StoreError('NotFound', `${m.plural}.${m.group || 'core'} "${input.name}" not found`);
+      }
       const metadata: Record<string, unknown> = { name: input.name };
       if (loc.namespace !== undefined) metadata.namespace = loc.namespace;
       if (input.labels) metadata.labels = input.labels;
@@ -255,7 +263,7 @@ export class KubernetesStore implements Store {
       let retryable = false;
       if (leftOut.length > 0) {
         // Keep what this manager applied before: send it again, unchanged.
-        const live = await this.#getRaw(loc, input.name);
+        const live = expected ?? (await this.#getRaw(loc, input.name));
         if (live) {
           const owned = ownedMetadata(live, this.fieldManager);
           const lm = live.metadata ?? {};
@@ -292,6 +300,11 @@ export class KubernetesStore implements Store {
           const base = { group: m.group, version: m.version, plural: m.plural, name: input.name, body, fieldManager: this.fieldManager, force: this.#force };
           return loc.namespace === undefined ? this.#custom.patchClusterCustomObject(base, APPLY) : this.#custom.patchNamespacedCustomObject({ ...base, namespace: loc.namespace }, APPLY);
         })) as KubeObject;
+        if (expected && raw.metadata?.uid !== expected.metadata?.uid) {
+          // Deleted after our read and created anew by this apply: undo that, as NotFound.
+          await this.#removeCreated(m, loc, input.name, raw);
+          throw new StoreError('NotFound', `${m.plural}.${m.group || 'core'} "${input.name}" not found (deleted before the write)`);
+        }
         return this.#toResource(m, raw) as R;
       } catch (err) {
         if (!(retryable && err instanceof StoreError && err.code === 'Conflict' && attempt < CAS_RETRIES)) throw err;
@@ -372,6 +385,19 @@ export class KubernetesStore implements Store {
       const base = { group: m.group, version: m.version, plural: m.plural, name };
       return loc.namespace === undefined ? this.#custom.deleteClusterCustomObject(base) : this.#custom.deleteNamespacedCustomObject({ ...base, namespace: loc.namespace });
     });
+  }
+
+  /** Deletes the object `created` (and only that one: uid precondition), ignoring NotFound. */
+  async #removeCreated(m: KindMapping, loc: { namespace?: string }, name: string, created: KubeObject): Promise<void> {
+    try {
+      await this.#call(() => {
+        if (m.group === '') return this.#coreOps(m).remove(loc.namespace, name);
+        const base = { group: m.group, version: m.version, plural: m.plural, name, body: { preconditions: { uid: String(created.metadata?.uid ?? '') } } };
+        return loc.namespace === undefined ? this.#custom.deleteClusterCustomObject(base) : this.#custom.deleteNamespacedCustomObject({ ...base, namespace: loc.namespace });
+      });
+    } catch (err) {
+      if (!(err instanceof StoreError && (err.code === 'NotFound' || err.code === 'Conflict'))) throw err;
+    }
   }
 
   async close(): Promise<void> {

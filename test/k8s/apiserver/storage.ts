@@ -287,10 +287,9 @@ export class Storage {
     if (cm.name === undefined) cm.name = name;
     if (rt.namespaced && cm.namespace !== undefined && cm.namespace !== '' && cm.namespace !== ns) throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
     const precondition = cm.resourceVersion;
-    if (precondition !== undefined && precondition !== '') {
-      if (!existing) throw errors.notFound(rt, name);
-      if (precondition !== metaOf(existing).resourceVersion) throw errors.conflict(rt, name);
-    }
+    // As the real server: a resourceVersion in an apply is a precondition on an existing object
+    // only; a missing one is created (201), the version ignored.
+    if (precondition !== undefined && precondition !== '' && existing && precondition !== metaOf(existing).resourceVersion) throw errors.conflict(rt, name);
     if (o.subresource === 'status' && !existing) throw errors.notFound(rt, name);
     // What this write may set: the main resource leaves status alone when it is a subresource;
     // /status sets status only. Server-owned metadata is never applied.
