@@ -22,7 +22,8 @@
 //                  unread. Any other failure ends it with that error (the informer backs off and
 //                  re-lists).
 // Errors become StoreErrors: 404 NotFound, 409 Conflict / AlreadyExists, 410 Gone, 400/422
-// Invalid with the server's message as the reason.
+// Invalid with the server's message as the reason, and the 500s server-side apply answers for a
+// body it cannot decode or type (Invalid too).
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, Watch as KubeWatch, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { compareObjects, parseResourceVersion, sameData, toJsonData, validateApply } from '../store/objects.ts';
 import { StoreError, DEFAULT_HISTORY_LIMIT } from '../store/types.ts';
@@ -104,6 +105,9 @@ export function toStoreError(err: unknown): Error {
     case 422:
       return new StoreError('Invalid', message, message);
     default: {
+      // Server-side apply reports what it cannot decode or type against the schema (a Secret's
+      // bad base64, a string where a number belongs) as a 500: the fault is the request's.
+      if (s.code === 500 && /failed to (create typed patch object|convert new object)/.test(message)) return new StoreError('Invalid', message, message);
       const e = new Error(`Kubernetes API: ${s.code} ${s.status.reason ?? ''}: ${message}`);
       (e as Error & { code?: number }).code = s.code;
       return e;

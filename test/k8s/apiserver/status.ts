@@ -60,6 +60,8 @@ export const errors = {
   unsupportedMediaType: (type: string) =>
     new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got ${type})`),
   unauthorized: () => new ApiError(401, 'Unauthorized', 'Unauthorized'),
+  /** What the real server answers when an apply cannot be decoded or typed (Status reason InternalError). */
+  internal: (message: string) => new ApiError(500, 'InternalError', message),
   pageNotFound: () => new ApiError(404, 'NotFound', 'the server could not find the requested resource'),
 };
 

@@ -141,6 +141,13 @@ function generationPart(o: Obj | undefined): string {
   return canonicalJson(rest);
 }
 
+/** A schema type error in the words of the real server's typed-patch builder (structured-merge-diff). */
+function typedPatchError(c: Cause): string {
+  const m = /must be of type ([a-z]+)[^:]*: "([a-z]+)"/.exec(c.message);
+  const word = (t: string) => (t === 'integer' || t === 'number' ? 'numeric (int or float)' : t === 'object' ? 'map' : t === 'array' ? 'list' : t);
+  return m ? `.${c.field}: expected ${word(m[1]!)}, got ${word(m[2]!)}` : `.${c.field}: ${c.message}`;
+}
+
 export class Storage {
   readonly types: ResourceType[] = [];
   #objects = new Map<string, Map<string, Obj>>();
@@ -282,7 +289,7 @@ export class Storage {
     if (!isObject(patch)) throw errors.badRequest('the applied configuration must be an object');
     if (typeof patch.apiVersion !== 'string' || patch.apiVersion === '') throw errors.badRequest('invalid object type: apiVersion must be set');
     if (typeof patch.kind !== 'string' || patch.kind === '') throw errors.badRequest('invalid object type: kind must be set');
-    const config = this.#checkBody(rt, patch, name);
+    const config = this.#applyBody(rt, ns, name, patch);
     const cm = metaOf(config);
     if (cm.name === undefined) cm.name = name;
     if (rt.namespaced && cm.namespace !== undefined && cm.namespace !== '' && cm.namespace !== ns) throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
@@ -372,6 +379,27 @@ export class Storage {
       this.#setLists.set(rt, f);
     }
     return f;
+  }
+
+  /**
+   * An apply body, failing as the real server's apply does: what cannot be decoded (a Secret's bad
+   * base64) or typed against the schema (a string where a number belongs) fails while building
+   * the typed patch, before any validation — an HTTP 500, not a 400/422.
+   */
+  #applyBody(rt: ResourceType, ns: string | undefined, name: string, patch: Obj): Obj {
+    const where = `${ns ? `${ns}/` : ''}${name}; ${apiVersionOf(rt)}, Kind=${rt.kind}`;
+    let config: Obj;
+    try {
+      config = this.#checkBody(rt, patch, name);
+    } catch (err) {
+      if (err instanceof ApiError && rt.decode?.(patch as Obj)) throw errors.internal(`failed to convert new object (${where}) to smd typed: ${err.message}`);
+      throw err;
+    }
+    if (rt.schema) {
+      const typeErrors = validateObject(rt.schema, config, {}).filter((c) => c.reason === 'FieldValueTypeInvalid');
+      if (typeErrors.length > 0) throw errors.internal(`failed to create typed patch object (${where}): ${typeErrors.map(typedPatchError).join('; ')}`);
+    }
+    return config;
   }
 
   /** A request body as an object of this resource type (kind, apiVersion, name must agree). */
