@@ -12,8 +12,9 @@
 //                  applied as given: an empty map releases what this manager owned (Kubernetes
 //                  removes them unless another manager owns them too). A resourceVersion in the
 //                  input is a precondition (Conflict).
-//   updateStatus   PUT on /status with the given or the current resourceVersion (retried on
-//                  conflict when none was given): status is replaced, nothing else changes.
+//   updateStatus   PUT on /status of the object as read with its status replaced (its metadata
+//                  unchanged, so no manager loses ownership), with the given or the current
+//                  resourceVersion (retried on conflict when none was given).
 //   delete         DELETE; finalizers make it a deletionTimestamp until they are gone.
 //   watch          HTTP watch with bookmarks from the given resourceVersion ('0': the current
 //                  objects as ADDED first); a stream that ends (server timeout, client-node's 30 s
@@ -355,16 +356,19 @@ export class KubernetesStore implements Store {
     const loc = this.#locate(kind, opts.namespace, 'object');
     if (loc.nowhere) throw new StoreError('NotFound', `${m.kind} "${name}" not found (${m.kind} is cluster-scoped)`);
     for (let attempt = 0; ; attempt++) {
-      let rv = opts.resourceVersion || undefined;
-      if (rv === undefined) {
-        const live = await this.#getRaw(loc, name);
-        if (!live) throw new StoreError('NotFound', `${m.plural}.${m.group} "${name}" not found`);
-        if (sameData(live.status ?? null, data ?? null)) return this.#toResource(m, live) as R; // nothing to write
-        rv = String(live.metadata?.resourceVersion ?? '');
+      // The body carries the object's whole metadata as read (managedFields included): a real API
+      // server treats labels, annotations and finalizers missing from a status PUT as removed by
+      // this manager for field management, and every manager would lose their ownership (the values
+      // stay). Sending them unchanged changes nothing but the status.
+      const live = await this.#getRaw(loc, name);
+      if (!live) throw new StoreError('NotFound', `${m.plural}.${m.group} "${name}" not found`);
+      const liveVersion = String(live.metadata?.resourceVersion ?? '');
+      if (opts.resourceVersion && opts.resourceVersion !== liveVersion) {
+        throw new StoreError('Conflict', `the object has been modified; resourceVersion is ${liveVersion}, not ${opts.resourceVersion}`, `Operation cannot be fulfilled on ${m.plural}.${m.group} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
       }
-      const metadata: Record<string, unknown> = { name, resourceVersion: rv };
-      if (loc.namespace !== undefined) metadata.namespace = loc.namespace;
-      const body: Record<string, unknown> = { apiVersion: m.apiVersion, kind: m.kind, metadata };
+      if (opts.resourceVersion === undefined && sameData(live.status ?? null, data ?? null)) return this.#toResource(m, live) as R; // nothing to write
+      const { status: _old, ...rest } = live as KubeObject & { status?: unknown };
+      const body: Record<string, unknown> = { ...rest, apiVersion: m.apiVersion, kind: m.kind };
       if (data !== undefined) body.status = data;
       try {
         const raw = (await this.#call(() => {

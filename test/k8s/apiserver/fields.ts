@@ -364,6 +364,23 @@ export function trackUpdate(
   writeOwners(next, owners);
 }
 
+/**
+ * What the real server does on a PUT to /status whose body's metadata lacks labels, annotations
+ * or finalizers the object has: the status strategy keeps the values, but field management has
+ * already seen them "removed" by this update, so every manager's ownership of them is gone.
+ */
+export function dropMetadataOwnershipMissingFrom(obj: Obj, bodyMetadata: Obj): void {
+  const owners = readOwners(obj);
+  for (const o of owners) {
+    for (const f of [...o.fields]) {
+      const p = unkey(f);
+      const field = p[1]?.slice(2);
+      if (p[0] === 'f:metadata' && (field === 'labels' || field === 'annotations' || field === 'finalizers') && bodyMetadata[field] === undefined) o.fields.delete(f);
+    }
+  }
+  writeOwners(obj, owners);
+}
+
 /** Drops ownership of fields the object no longer has. */
 export function dropMissingOwnership(obj: Obj): void {
   if (obj.metadata && typeof obj.metadata === 'object') writeOwners(obj, readOwners(obj));

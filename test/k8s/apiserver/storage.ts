@@ -4,7 +4,7 @@
 // schema pruning and validation). Everything is synchronous, so each write is atomic.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { canonicalJson } from '../../../src/store/objects.ts';
-import { ApplyConflictError, dropMissingOwnership, sameIgnoringTimes, serverSideApply, trackUpdate } from './fields.ts';
+import { ApplyConflictError, dropMetadataOwnershipMissingFrom, dropMissingOwnership, sameIgnoringTimes, serverSideApply, trackUpdate } from './fields.ts';
 import { jsonPatch, mergePatch } from './patch.ts';
 import { pruneAndDefault, setListResolver, validateObject, type Cause } from './schema.ts';
 import { apiVersionOf, storageKey, type ResourceType } from './registry.ts';
@@ -263,6 +263,7 @@ export class Storage {
     const warnings: string[] = [];
     const candidate = this.#pruneAndDefault(rt, this.#prepare(rt, existing, obj, o.subresource), warnings, o.fieldValidation);
     trackUpdate(existing, candidate, o.manager, o.subresource, rt.statusSubresource, apiVersionOf(rt), now(), this.#sets(rt));
+    if (o.subresource === 'status') dropMetadataOwnershipMissingFrom(candidate, metaOf(obj));
     return this.#finish(rt, existing, candidate, o, warnings);
   }
 
