@@ -1,6 +1,7 @@
 // Finding the API (src/k8s/kubeconfig.ts): --kubeconfig, $KUBECONFIG (merged), the pod's service
 // account, ~/.kube/config, in that order, and a clear error when there is none; the release
-// namespace; and a store built from a loaded kubeconfig talking to the in-process API server.
+// namespace; and a store built from a loaded kubeconfig talking to the in-process API server (or a
+// real one: test/k8s/test-apiserver.ts).
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { loadKubeConfig, releaseNamespace } from '../../src/k8s/kubeconfig.ts';
 import { KubernetesStore } from '../../src/k8s/store.ts';
-import { startFakeApiServer } from './apiserver.ts';
+import { startTestApiServer } from './test-apiserver.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-kubeconfig-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -89,11 +90,11 @@ describe('loading the Kubernetes configuration', () => {
   });
 
   it('gives a store that talks to the API it names', async () => {
-    const server = await startFakeApiServer({ bookmarkIntervalMs: 0 });
+    const server = await startTestApiServer({ bookmarkIntervalMs: 0 });
     after(() => server.close());
     const { kubeConfig } = loadKubeConfig({ env: { KUBECONFIG: server.kubeconfig } });
     const store = new KubernetesStore({ kubeConfig, fieldManager: 'weft-test', namespace: releaseNamespace({ env: {}, serviceAccountDir: empty() }) });
-    server.setNode('n1', { internalIP: '192.168.0.1', podCIDRs: ['10.0.0.0/24'] });
+    await server.setNode('n1', { internalIP: '192.168.0.1', podCIDRs: ['10.0.0.0/24'] });
     assert.deepEqual((await store.list('Node')).items.map((n) => n.metadata.name), ['n1']);
     await store.close();
   });

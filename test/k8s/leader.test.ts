@@ -1,4 +1,5 @@
-// Lease-based leader election (src/k8s/leader.ts) with two candidates on the in-process API server:
+// Lease-based leader election (src/k8s/leader.ts) with two candidates on the in-process API server
+// (or a real one, as the gateway's ServiceAccount, which may hold only the Lease weft-gateway):
 // exactly one leads; a leader that stops renewing is replaced once its lease expires (not before);
 // a graceful release hands over at once; a leader cut off from the API steps down before the
 // standby takes over. The Lease carries what client-go writes (MicroTime with six digits: the API
@@ -7,14 +8,16 @@ import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
 import { LeaderElector } from '../../src/k8s/leader.ts';
-import { startFakeApiServer, type FakeApiServer } from './apiserver.ts';
+import { startTestApiServer, type TestApiServer } from './test-apiserver.ts';
 
-const servers: FakeApiServer[] = [];
+const servers: TestApiServer[] = [];
 after(async () => {
   for (const s of servers) await s.close();
 });
 
 const LEASE_MS = 2000;
+/** The one Lease deploy/rbac.yaml lets the gateway read and renew (each test has its own server). */
+const LEASE = 'weft-gateway';
 
 interface Candidate {
   elector: LeaderElector;
@@ -22,14 +25,16 @@ interface Candidate {
   log: { at: number; event: 'started' | 'stopped' }[];
 }
 
-async function setup(t: TestContext, leaseName: string) {
-  const server = await startFakeApiServer({ bookmarkIntervalMs: 0 });
+async function setup(t: TestContext) {
+  const leaseName = LEASE;
+  const server = await startTestApiServer({ bookmarkIntervalMs: 0 });
   servers.push(server);
+  const gatewayConfig = await server.kubeconfigFor('gateway');
   const candidates: Candidate[] = [];
   let overlap = false;
   const make = (identity: string): Candidate => {
     const kc = new KubeConfig();
-    kc.loadFromFile(server.kubeconfig);
+    kc.loadFromFile(gatewayConfig);
     const c: Candidate = { kc, log: [], elector: undefined as unknown as LeaderElector };
     c.elector = new LeaderElector({
       kubeConfig: kc,
@@ -50,9 +55,10 @@ async function setup(t: TestContext, leaseName: string) {
   const b = make('gateway-b');
   t.after(async () => {
     for (const c of candidates) await c.elector.stop({ release: false });
+    await server.close();
   });
   const leader = () => candidates.filter((c) => c.elector.isLeader);
-  const lease = () => server.getObject('leases', leaseName, 'weft-system') as { spec: Record<string, unknown> } | undefined;
+  const lease = async () => (await server.getObject('leases', leaseName, 'weft-system')) as { spec: Record<string, unknown> } | undefined;
   return { server, a, b, leader, lease, overlap: () => overlap };
 }
 
@@ -65,9 +71,9 @@ async function until(what: string, check: () => boolean, timeoutMs: number): Pro
   return Date.now() - start;
 }
 
-describe('leader election on a Lease', { timeout: 60_000 }, () => {
+describe('leader election on a Lease', { timeout: 120_000 }, () => {
   it('elects one leader; a stopped (crashed) leader is replaced once its lease expires, not before', async (t) => {
-    const { a, b, leader, lease, overlap } = await setup(t, 'crash');
+    const { a, b, leader, lease, overlap } = await setup(t);
     a.elector.start();
     await until('a leads', () => a.elector.isLeader, 5000);
     b.elector.start();
@@ -75,7 +81,7 @@ describe('leader election on a Lease', { timeout: 60_000 }, () => {
     await new Promise((r) => setTimeout(r, LEASE_MS * 1.5));
     assert.deepEqual(leader().map((c) => c.elector.identity), ['gateway-a']);
     assert.equal(b.elector.leader, 'gateway-a', 'the standby knows who leads');
-    const l = lease()!;
+    const l = (await lease())!;
     assert.equal(l.spec.holderIdentity, 'gateway-a');
     assert.equal(l.spec.leaseDurationSeconds, LEASE_MS / 1000);
     assert.match(String(l.spec.renewTime), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/, 'MicroTime, six digits');
@@ -90,13 +96,13 @@ describe('leader election on a Lease', { timeout: 60_000 }, () => {
     // the lease duration from then, and acts at its next retry; plus 500 ms for the requests.
     assert.ok(failover <= LEASE_MS + 2 * (LEASE_MS / 5) * 1.2 + 500, `took over after ${failover} ms: too slow`);
     assert.ok(b.log[0]!.at >= killedAt);
-    assert.equal(lease()!.spec.holderIdentity, 'gateway-b');
-    assert.equal(lease()!.spec.leaseTransitions, 1);
+    assert.equal((await lease())!.spec.holderIdentity, 'gateway-b');
+    assert.equal((await lease())!.spec.leaseTransitions, 1);
     assert.equal(overlap(), false, 'never two leaders');
   });
 
   it('hands over at once when the leader releases the lease', async (t) => {
-    const { a, b, lease, overlap } = await setup(t, 'graceful');
+    const { a, b, lease, overlap } = await setup(t);
     a.elector.start();
     await until('a leads', () => a.elector.isLeader, 5000);
     b.elector.start();
@@ -108,12 +114,12 @@ describe('leader election on a Lease', { timeout: 60_000 }, () => {
     const handover = await until('b takes over', () => b.elector.isLeader, LEASE_MS * 2);
     t.diagnostic(`handover after a graceful release: ${Date.now() - stoppedAt} ms (lease ${LEASE_MS} ms)`);
     assert.ok(handover < LEASE_MS / 2, `took ${handover} ms: a released lease is taken at the next try, not after expiry`);
-    assert.equal(lease()!.spec.holderIdentity, 'gateway-b');
+    assert.equal((await lease())!.spec.holderIdentity, 'gateway-b');
     assert.equal(overlap(), false);
   });
 
   it('a leader cut off from the API steps down before the standby takes over', async (t) => {
-    const { a, b, overlap } = await setup(t, 'partition');
+    const { a, b, overlap } = await setup(t);
     a.elector.start();
     await until('a leads', () => a.elector.isLeader, 5000);
     b.elector.start();
@@ -130,7 +136,7 @@ describe('leader election on a Lease', { timeout: 60_000 }, () => {
   });
 
   it('a leader whose API requests hang steps down on time, before the standby takes over', async (t) => {
-    const { a, b, overlap } = await setup(t, 'hang');
+    const { a, b, overlap } = await setup(t);
     a.elector.start();
     await until('a leads', () => a.elector.isLeader, 5000);
     b.elector.start();

@@ -1,8 +1,8 @@
-// KubernetesStore against the in-process API server: the same Store contract the embedded stores
+// KubernetesStore against the in-process API server (or a real one: test/k8s/test-apiserver.ts): the same Store contract the embedded stores
 // pass (test/unit/store-contract.ts, with the differences Kubernetes has noted there), then what
 // only the Kubernetes store does: field ownership under server-side apply, Nodes and Pods from the
 // core API, watches resumed across server-side closes, Gone after compaction, error mapping.
-import { after, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubernetesStore } from '../../src/k8s/store.ts';
@@ -10,11 +10,12 @@ import { customKind } from '../../src/k8s/kinds.ts';
 import { inform } from '../../src/store/informer.ts';
 import { StoreError, type Resource, type WatchEvent } from '../../src/store/types.ts';
 import { CONTRACT_CRDS, runStoreContract } from '../unit/store-contract.ts';
-import { startFakeApiServer, type FakeApiServer, type FakeApiServerOptions } from './apiserver.ts';
+import { skipOnReal, startTestApiServer, type TestApiServer, type TestApiServerOptions } from './test-apiserver.ts';
 
-const servers: FakeApiServer[] = [];
-after(async () => {
-  for (const s of servers) await s.close();
+const servers: TestApiServer[] = [];
+// Stores are closed first (the contract's own afterEach runs before this one).
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
 });
 
 const TEST_KINDS = [
@@ -22,8 +23,8 @@ const TEST_KINDS = [
   customKind({ kind: 'Gadget', group: 'test.weft.dev', version: 'v1', namespaced: false }),
 ];
 
-async function cluster(opts: FakeApiServerOptions = {}, storeOpts: { fieldManager?: string; watchBufferLimit?: number } = {}) {
-  const server = await startFakeApiServer({ bookmarkIntervalMs: 0, crds: CONTRACT_CRDS, ...opts });
+async function cluster(opts: TestApiServerOptions = {}, storeOpts: { fieldManager?: string; watchBufferLimit?: number } = {}) {
+  const server = await startTestApiServer({ bookmarkIntervalMs: 0, crds: CONTRACT_CRDS, namespaces: ['ns1', 'ns2', 'n1'], ...opts });
   servers.push(server);
   const kc = new KubeConfig();
   kc.loadFromFile(server.kubeconfig);
@@ -40,6 +41,7 @@ runStoreContract({
   },
   kubernetes: {
     homeNamespace: 'weft-system',
+    noShortHistory: skipOnReal('a watch history of 5 events (a real API server keeps etcd’s, compacted every 5 minutes)'),
     settle: () => new Promise((r) => setTimeout(r, 200)),
   },
 });
@@ -56,14 +58,14 @@ async function until<T>(what: string, check: () => Promise<T | undefined | false
   }
 }
 
-describe('KubernetesStore on the Kubernetes API', { timeout: 60_000 }, () => {
+describe('KubernetesStore on the Kubernetes API', { timeout: 120_000 }, () => {
   it('applies with its field manager: others keep what they own, a conflicting value is taken over (force)', async () => {
     const { server, store } = await cluster();
     const cli = store('weft-cli');
     const ctl = store('weft-controller');
     await cli.apply(widget('w', { size: 1, tags: ['a'] }, { labels: { owner: 'cli' } }));
     await ctl.apply(widget('w', { size: 1, tags: ['a'] }, { labels: { role: 'ctl' }, finalizers: ['test.weft.dev/ctl'] }));
-    const raw = server.getObject('widgets', 'w', 'weft-system')!;
+    const raw = (await server.getObject('widgets', 'w', 'weft-system'))!;
     const managers = (raw.metadata as { managedFields: { manager: string; operation: string }[] }).managedFields.map((m) => `${m.manager}/${m.operation}`);
     assert.deepEqual(managers.sort(), ['weft-cli/Apply', 'weft-controller/Apply']);
     // The CLI changes size (the controller co-owns it with the old value): force takes it over.
@@ -83,9 +85,9 @@ describe('KubernetesStore on the Kubernetes API', { timeout: 60_000 }, () => {
   it('maps Nodes and Pods from the core API, read-only', async () => {
     const { server, store } = await cluster();
     const s = store();
-    server.setNode('node-a', { internalIP: '192.168.1.10', podCIDRs: ['10.0.1.0/24'] });
-    server.setPod('default', 'web-1', { nodeName: 'node-a', podIP: '10.0.1.5' });
-    server.setPod('kube-system', 'dns-1', { nodeName: 'node-a', podIP: '10.0.1.6' });
+    await server.setNode('node-a', { internalIP: '192.168.1.10', podCIDRs: ['10.0.1.0/24'] });
+    await server.setPod('default', 'web-1', { nodeName: 'node-a', podIP: '10.0.1.5' });
+    await server.setPod('kube-system', 'dns-1', { nodeName: 'node-a', podIP: '10.0.1.6' });
     const node = await s.get<Resource<{ internalIP: string; podCIDRs: string[] }>>('Node', 'node-a');
     assert.deepEqual(node?.spec, { internalIP: '192.168.1.10', podCIDRs: ['10.0.1.0/24'] });
     assert.match(node!.metadata.creationTimestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
@@ -97,7 +99,7 @@ describe('KubernetesStore on the Kubernetes API', { timeout: 60_000 }, () => {
 
     const w = s.watch<Resource<{ internalIP: string }>>('Node', { resourceVersion: pods.resourceVersion });
     const it = w.events[Symbol.asyncIterator]();
-    server.setNode('node-a', { internalIP: '192.168.1.11', podCIDRs: ['10.0.1.0/24'] });
+    await server.setNode('node-a', { internalIP: '192.168.1.11', podCIDRs: ['10.0.1.0/24'] });
     const ev = (await it.next()).value as WatchEvent<Resource<{ internalIP: string }>>;
     assert.ok(ev.type === 'MODIFIED', ev.type);
     assert.equal(ev.object.spec.internalIP, '192.168.1.11');
@@ -111,7 +113,7 @@ describe('KubernetesStore on the Kubernetes API', { timeout: 60_000 }, () => {
     const created = await s.apply<Resource<{ data: Record<string, string> }>>({ kind: 'Secret', apiVersion: 'v1', metadata: { name: 'weft-psk-b' }, spec: { data } });
     assert.deepEqual(created.spec, { data });
     assert.equal(created.metadata.namespace, 'weft-system');
-    const raw = server.getObject('secrets', 'weft-psk-b', 'weft-system')!;
+    const raw = (await server.getObject('secrets', 'weft-psk-b', 'weft-system'))!;
     assert.deepEqual(raw.data, data, 'stored as a Secret’s data');
     assert.equal(raw.spec, undefined);
     assert.deepEqual((await s.get<Resource<{ data: Record<string, string> }>>('Secret', 'weft-psk-b'))?.spec, { data });
@@ -122,26 +124,28 @@ describe('KubernetesStore on the Kubernetes API', { timeout: 60_000 }, () => {
     assert.equal(await s.get('Secret', 'weft-psk-b'), undefined);
   });
 
-  it('resumes a watch the server ends, from the last version seen (bookmarks keep it current)', async () => {
+  it('resumes a watch the server ends, from the last version seen (bookmarks keep it current)', { skip: skipOnReal('sends a bookmark and ends every watch on demand') }, async () => {
     const { server, store } = await cluster();
+    const fake = server.fake!;
     const s = store();
-    await s.apply(widget('a', { size: 1 }));
-    const w = s.watch<Resource>('Widget', { resourceVersion: '1' });
+    const a = await s.apply(widget('a', { size: 1 }));
+    const w = s.watch<Resource>('Widget', { resourceVersion: a.metadata.resourceVersion });
     const it = w.events[Symbol.asyncIterator]();
-    await s.apply(widget('b', { size: 1 }));
+    const b = await s.apply(widget('b', { size: 1 }));
     assert.equal(((await it.next()).value as { object: Resource }).object.metadata.name, 'b');
-    server.bookmark();
-    assert.deepEqual((await it.next()).value, { type: 'BOOKMARK', resourceVersion: '2' });
-    server.closeWatches();
-    await s.apply(widget('c', { size: 1 }));
+    fake.bookmark();
+    assert.deepEqual((await it.next()).value, { type: 'BOOKMARK', resourceVersion: b.metadata.resourceVersion });
+    fake.closeWatches();
+    const c = await s.apply(widget('c', { size: 1 }));
     const next = (await it.next()).value as { type: string; object: Resource };
-    assert.equal(`${next.type} ${next.object.metadata.name}@${next.object.metadata.resourceVersion}`, 'ADDED c@3', 'nothing lost, nothing repeated');
-    assert.ok((server.requests.get('WATCH /apis/test.weft.dev/v1/namespaces/{ns}/widgets') ?? 0) >= 2, 'a second HTTP watch');
+    assert.equal(`${next.type} ${next.object.metadata.name}@${next.object.metadata.resourceVersion}`, `ADDED c@${c.metadata.resourceVersion}`, 'nothing lost, nothing repeated');
+    assert.ok((fake.requests.get('WATCH /apis/test.weft.dev/v1/namespaces/{ns}/widgets') ?? 0) >= 2, 'a second HTTP watch');
     w.stop();
   });
 
-  it('ends a resumed watch with Gone once history was compacted, and the informer re-lists', async () => {
-    const { server, store } = await cluster();
+  it('ends a resumed watch with Gone once history was compacted, and the informer re-lists', { skip: skipOnReal('ends every watch and compacts the history on demand') }, async () => {
+    const { server: test, store } = await cluster();
+    const server = test.fake!;
     const s = store();
     server.setNode('n1', { internalIP: '192.168.1.1', podCIDRs: ['10.0.1.0/24'] });
     const { resourceVersion } = await s.list('Node');
@@ -173,12 +177,20 @@ describe('KubernetesStore on the Kubernetes API', { timeout: 60_000 }, () => {
     inf.stop();
   });
 
-  it('answers Gone for a watch from a version older than the history, and Invalid with the server’s causes', async () => {
+  it('answers Gone for a watch from a version older than the history', { skip: skipOnReal('a watch history of 3 events') }, async () => {
     const { store } = await cluster({ historyLimit: 3 });
     const s = store();
-    for (let i = 0; i < 6; i++) await s.apply(widget(`w${i}`, { size: 1 }));
-    const gone = s.watch('Widget', { resourceVersion: '1' });
-    await assert.rejects(gone.events[Symbol.asyncIterator]().next(), (err) => err instanceof StoreError && err.code === 'Gone' && /too old resource version: 1/.test(err.reason));
+    const first = await s.apply(widget('w0', { size: 1 }));
+    for (let i = 1; i < 6; i++) await s.apply(widget(`w${i}`, { size: 1 }));
+    const gone = s.watch('Widget', { resourceVersion: first.metadata.resourceVersion });
+    await assert.rejects(gone.events[Symbol.asyncIterator]().next(), (err) => err instanceof StoreError && err.code === 'Gone' && new RegExp(`too old resource version: ${first.metadata.resourceVersion}`).test(err.reason));
+  });
+
+  it('answers Invalid with the server’s causes, and Conflict for a stale resourceVersion', async () => {
+    const { store } = await cluster();
+    const s = store();
+    const w1 = await s.apply(widget('w1', { size: 1 }));
+    await s.apply(widget('w1', { size: 2 }));
     await assert.rejects(s.apply(widget('bad', { size: 'big' })), (err) => {
       assert.ok(err instanceof StoreError && err.code === 'Invalid');
       // A real API server's apply fails to build the typed patch (HTTP 500, not 422); the store
@@ -186,6 +198,6 @@ describe('KubernetesStore on the Kubernetes API', { timeout: 60_000 }, () => {
       assert.match(err.reason, /failed to create typed patch object \(weft-system\/bad; test\.weft\.dev\/v1, Kind=Widget\): \.spec\.size: expected numeric \(int or float\), got string/);
       return true;
     });
-    await assert.rejects(s.apply(widget('w1', { size: 1 }, { resourceVersion: '1' })), (err) => err instanceof StoreError && err.code === 'Conflict' && err.httpStatus === 409, 'w1 is at 2');
+    await assert.rejects(s.apply(widget('w1', { size: 1 }, { resourceVersion: w1.metadata.resourceVersion })), (err) => err instanceof StoreError && err.code === 'Conflict' && err.httpStatus === 409, 'w1 was written since');
   });
 });

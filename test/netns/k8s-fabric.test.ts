@@ -1,6 +1,7 @@
 // weft on the Kubernetes API: the real `weft controller` and `weft gateway` processes, configured
 // only with a kubeconfig (the API server is the in-process fake that follows the real API's
-// semantics), running in network namespaces. Two clusters are peered with
+// semantics, or a real kube-apiserver where each daemon has its own ServiceAccount's token:
+// test/k8s/test-apiserver.ts), running in network namespaces. Two clusters are peered with
 // `weft peer --kubeconfig A --remote-kubeconfig B` and unpeered with `weft unpeer`; a cluster with
 // two gateway replicas fails over through its Lease when the active one dies.
 import { after, describe, test } from 'node:test';
@@ -32,17 +33,17 @@ describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
     const a = await cluster(lab, 'a', '203.0.113.1', { gwa: '192.168.100.254', n1: '192.168.100.11' }, [gwA, nodeNs[0]!]);
     const b = await cluster(lab, 'b', '203.0.113.2', { gwb: '192.168.100.254' }, [gwB]);
     // A node agent of cluster a, as the DaemonSet runs it: NODE_NAME from the downward API.
-    lab.spawn(nodeNs[0]!, [weft, 'agent', '--kubeconfig', a.api.kubeconfig, '--metrics-port', '0'], { env: { ...process.env, NODE_NAME: 'n1', LOG_LEVEL: 'error' } });
+    lab.spawn(nodeNs[0]!, [weft, 'agent', '--kubeconfig', a.kubeconfigs.agent, '--metrics-port', '0'], { env: { ...process.env, NODE_NAME: 'n1', LOG_LEVEL: 'error' } });
     clusters.push(a, b);
     // Tunnel interfaces (and so their control sockets) carry this run's id: runs never collide.
     const prefix = `w${lab.id}`;
     for (const name of ['a', 'b', 'ghost']) lab.trackSocket(`/var/run/wireguard/${`${prefix}${name}`.slice(0, 15)}.sock`);
     for (const [ns, c, node] of [[gwA, a, 'gwa'], [gwB, b, 'gwb']] as const) {
-      lab.spawn(ns, [weft, 'controller', '--kubeconfig', c.api.kubeconfig, '--metrics-port', '0', '--interface-prefix', prefix], { env: { ...process.env, LOG_LEVEL: 'error' } });
+      lab.spawn(ns, [weft, 'controller', '--kubeconfig', c.kubeconfigs.controller, '--metrics-port', '0', '--interface-prefix', prefix], { env: { ...process.env, LOG_LEVEL: 'error' } });
       startGateway(lab, ns, c, node);
     }
     const t0 = Date.now();
-    const out = await run(weft, ['peer', '--kubeconfig', a.api.kubeconfig, '--remote-kubeconfig', b.api.kubeconfig, '--timeout', '40'], { timeoutMs: 60_000 });
+    const out = await run(weft, ['peer', '--kubeconfig', a.kubeconfig, '--remote-kubeconfig', b.kubeconfig, '--timeout', '40'], { timeoutMs: 60_000 });
     t.diagnostic(`weft peer (both processes just started) took ${Date.now() - t0} ms: ${out.stdout.trim()}`);
     assert.match(out.stdout, /peered, connected,/);
     for (const [c, remote] of [[a, 'b'], [b, 'a']] as const) {
@@ -58,7 +59,7 @@ describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
     const remapB = (await a.store.get<Resource<unknown, PeeringStatus>>(Kinds.Peering, 'b'))!.status!.podCIDRRemap!;
     await waitFor('agent programmed n1', async () => (await lab.exec(nodeNs[0]!, ['ip', 'route', 'show', 'table', '1800'])).stdout.includes(remapB), 10_000);
     assert.match((await lab.exec(nodeNs[0]!, ['ip', '-d', 'link', 'show', 'weft-vx'])).stdout, /remote 192\.168\.100\.254 local 192\.168\.100\.11/);
-    await run(weft, ['unpeer', '--kubeconfig', a.api.kubeconfig, '--remote-kubeconfig', b.api.kubeconfig], { timeoutMs: 60_000 });
+    await run(weft, ['unpeer', '--kubeconfig', a.kubeconfig, '--remote-kubeconfig', b.kubeconfig], { timeoutMs: 60_000 });
     for (const [c, remote, ns] of [[a, 'b', gwA], [b, 'a', gwB]] as const) {
       assert.equal(await c.store.get(Kinds.Peering, remote), undefined, 'Peering gone (after the finalizer)');
       assert.equal(await c.store.get(Kinds.FabricPeer, remote), undefined);
@@ -75,7 +76,7 @@ describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
     }, 30_000, 250);
     assert.equal(failed!.phase, 'Error');
     const { CoreV1Api } = await import('@kubernetes/client-node');
-    const events = (await loadKubeConfig({ kubeconfig: a.api.kubeconfig }).kubeConfig.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: 'weft-system' })).items;
+    const events = (await loadKubeConfig({ kubeconfig: a.kubeconfig }).kubeConfig.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: 'weft-system' })).items;
     assert.ok(events.some((e) => e.reason === 'HandshakeFailed' && e.involvedObject.name === 'ghost' && e.type === 'Warning'), 'Warning event HandshakeFailed');
   });
 });
@@ -93,7 +94,7 @@ describe('Kubernetes mode: gateway high availability through a Lease', () => {
     const n2 = await lab.namespace('h2');
     await lab.veth(n1, n2, { a: ['192.168.100.201/24'], b: ['192.168.100.202/24'] });
     c = await cluster(lab, 'a', '203.0.113.1', { node1: '192.168.100.201', node2: '192.168.100.202' }, [n1, n2]);
-    lab.spawn(n1, [weft, 'controller', '--kubeconfig', c.api.kubeconfig, '--metrics-port', '0', '--interface-prefix', `w${lab.id}`], { env: { ...process.env, LOG_LEVEL: 'error' } });
+    lab.spawn(n1, [weft, 'controller', '--kubeconfig', c.kubeconfigs.controller, '--metrics-port', '0', '--interface-prefix', `w${lab.id}`], { env: { ...process.env, LOG_LEVEL: 'error' } });
     const replicas = { node1: { ns: n1, ip: '192.168.100.201', proc: startGateway(lab, n1, c, 'node1') }, node2: { ns: n2, ip: '192.168.100.202', proc: startGateway(lab, n2, c, 'node2') } };
     const activeNode = async () => (await c!.store.get<Resource<ClusterNetworkSpec, ClusterNetworkStatus>>(Kinds.ClusterNetwork, 'local'))?.status?.gatewayNodeIP;
     const first = await waitFor('an active gateway', activeNode, 15_000, 50);
