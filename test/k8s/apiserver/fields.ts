@@ -39,12 +39,15 @@ export interface FieldConflict {
 export class ApplyConflictError extends Error {
   readonly conflicts: FieldConflict[];
   constructor(conflicts: FieldConflict[]) {
-    const managers = [...new Set(conflicts.map((c) => `"${c.manager}" using ${c.apiVersion}`))];
+    // The real server's layout (kube-apiserver 1.32): one line for a single conflict, else a
+    // block per manager listing its fields.
     const head = `Apply failed with ${conflicts.length} conflict${conflicts.length === 1 ? '' : 's'}: `;
+    const byManager = new Map<string, string[]>();
+    for (const c of conflicts) byManager.set(c.manager, [...(byManager.get(c.manager) ?? []), c.field]);
     super(
       conflicts.length === 1
-        ? `${head}conflict with ${managers[0]}: ${conflicts[0]!.field}`
-        : `${head}conflicts with ${managers.join(', ')}:\n${conflicts.map((c) => `- ${c.field}`).join('\n')}`,
+        ? `${head}conflict with "${conflicts[0]!.manager}": ${conflicts[0]!.field}`
+        : `${head}${[...byManager].map(([m, fields]) => `conflicts with "${m}":\n${fields.map((f) => `- ${f}`).join('\n')}`).join('\n')}`,
     );
     this.conflicts = conflicts;
   }

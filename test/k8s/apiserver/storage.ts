@@ -286,7 +286,7 @@ export class Storage {
   }
 
   #apply(rt: ResourceType, ns: string | undefined, name: string, existing: Obj | undefined, patch: unknown, o: WriteOptions): WriteResult {
-    if (!o.manager || o.manager === '') throw errors.badRequest('PATCH: fieldManager is required for apply requests');
+    if (!o.manager || o.manager === '') throw errors.invalidPatch('PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
     if (!isObject(patch)) throw errors.badRequest('the applied configuration must be an object');
     if (typeof patch.apiVersion !== 'string' || patch.apiVersion === '') throw errors.badRequest('invalid object type: apiVersion must be set');
     if (typeof patch.kind !== 'string' || patch.kind === '') throw errors.badRequest('invalid object type: kind must be set');
@@ -330,7 +330,7 @@ export class Storage {
         name,
         ...(rt.group ? { group: rt.group } : {}),
         kind: rt.resource,
-        causes: err.conflicts.map((c) => ({ type: 'FieldManagerConflict', message: `conflict with "${c.manager}" using ${c.apiVersion}`, field: c.field })),
+        causes: err.conflicts.map((c) => ({ reason: 'FieldManagerConflict', message: `conflict with "${c.manager}"`, field: c.field })),
       });
     }
     if (!existing) {
