@@ -420,16 +420,19 @@ export function runStoreContract(impl: ContractImplementation): void {
 
     it('answers Gone for versions older than the retained history, and for consumers that fall behind', { skip: impl.kubernetes?.noShortHistory || false }, async () => {
       const s = await make({ historyLimit: 5 });
-      for (let i = 1; i <= 12; i++) await s.apply(widget(`h${i}`, { size: i }));
-      await expectGone(() => s.watch('Widget', { resourceVersion: '1' }));
-      await expectGone(() => s.watch('Widget', { resourceVersion: '6' }));
-      const ok = follow(s.watch<Widget>('Widget', { resourceVersion: '7' }));
-      assert.deepEqual((await ok.take(5)).map((e) => summary(e as WatchEvent<Resource>)), [
-        'ADDED Widget/h8@8', 'ADDED Widget/h9@9', 'ADDED Widget/h10@10', 'ADDED Widget/h11@11', 'ADDED Widget/h12@12',
-      ]);
+      // Versions as the writes returned them (opaque on a Kubernetes API: etcd revisions).
+      const rvs: string[] = [];
+      for (let i = 1; i <= 12; i++) rvs.push((await s.apply<Widget>(widget(`h${i}`, { size: i }))).metadata.resourceVersion);
+      await expectGone(() => s.watch('Widget', { resourceVersion: rvs[0]! }));
+      await expectGone(() => s.watch('Widget', { resourceVersion: rvs[5]! }));
+      const ok = follow(s.watch<Widget>('Widget', { resourceVersion: rvs[6]! }));
+      assert.deepEqual(
+        (await ok.take(5)).map((e) => summary(e as WatchEvent<Resource>)),
+        [8, 9, 10, 11, 12].map((i) => `ADDED Widget/h${i}@${rvs[i - 1]}`),
+      );
       ok.stop();
 
-      const slow = follow(s.watch<Widget>('Widget', { resourceVersion: '12' }));
+      const slow = follow(s.watch<Widget>('Widget', { resourceVersion: rvs[11]! }));
       for (let i = 13; i <= 19; i++) await s.apply(widget(`h${i}`, { size: i }));
       // Kubernetes: the events travel over HTTP; the store holds what it received for the consumer.
       await impl.kubernetes?.settle();

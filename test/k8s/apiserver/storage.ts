@@ -159,6 +159,11 @@ export class Storage {
 
   constructor(opts: { historyLimit: number }) {
     this.#historyLimit = opts.historyLimit;
+    // resourceVersions are opaque: a real server's are etcd revisions shared with everything else
+    // it stores, so they start wherever the cluster is. Starting at a random point here keeps
+    // tests from relying on '1', '2', … (history before it counts as compacted).
+    this.#revision = 100 + Math.floor(Math.random() * 100_000);
+    this.#compactedRv = this.#revision;
   }
 
   get revision(): number {
