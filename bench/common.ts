@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { implByName, type WgImpl } from '../test/netns/impl.ts';
+import type { NetLab } from '../test/netns/harness.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const nodeBin = path.join(repoRoot, 'node_modules/.bin/node');
@@ -284,3 +285,22 @@ export function writeResult(outDir: string, name: string, started: Date, body: R
 
 export const ms = (x: number) => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : '—');
 export const secs = (x: number, digits = 2) => (Number.isFinite(x) ? `${x.toFixed(digits)} s` : '—');
+
+/**
+ * The labs a bench builds, removed on SIGINT/SIGTERM/SIGHUP. The harness's own handler would exit
+ * right after its cleanup; this one (through installInterruptHandler) cleans up the live labs,
+ * lets the main flow reach its `finally`, and exits 130 (forced after 30 s). Processes started
+ * inside a lab (lab.spawn) end with it.
+ */
+export function labsCleanedOnInterrupt(): Set<NetLab> {
+  const labs = new Set<NetLab>();
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(sig);
+  installInterruptHandler();
+  onInterrupt(() => {
+    for (const lab of labs) void lab.cleanup();
+    setTimeout(() => {
+      void Promise.all([...labs].map((l) => l.cleanup())).finally(() => process.exit(130));
+    }, 30_000).unref();
+  });
+  return labs;
+}

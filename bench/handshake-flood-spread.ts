@@ -54,11 +54,10 @@ import {
   endChild,
   errMsg,
   implsFromList,
-  installInterruptHandler,
+  labsCleanedOnInterrupt,
   interrupted,
   interruptSignal,
   machineInfo,
-  onInterrupt,
   onLines,
   parseReplyLine,
   percentile,
@@ -144,19 +143,9 @@ const TUNNEL = { a: '10.78.0.1', b: '10.78.0.2' };
 const FLOOD = path.join(repoRoot, 'test/netns/handshake-flood.ts');
 const DEVICE_HOST = path.join(repoRoot, 'test/netns/fixtures/device-host.ts');
 
-// ---- interrupts -------------------------------------------------------------------------------
-// The harness's own handler would exit right after its cleanup; replace it with one that cleans
-// up the live lab, lets the main flow reach its `finally` and exits 130 (forced after 30 s).
+// ---- interrupts: the generators and floods run inside the labs (lab.spawn), which go with them.
 
-const labs = new Set<NetLab>();
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(sig);
-installInterruptHandler();
-onInterrupt(() => {
-  for (const lab of labs) void lab.cleanup();
-  setTimeout(() => {
-    void Promise.all([...labs].map((l) => l.cleanup())).finally(() => process.exit(130));
-  }, 30_000).unref();
-});
+const labs = labsCleanedOnInterrupt();
 
 // ---- results ----------------------------------------------------------------------------------
 

@@ -46,11 +46,10 @@ import {
   errMsg,
   implsFromList,
   Interrupted,
-  installInterruptHandler,
+  labsCleanedOnInterrupt,
   interrupted,
   interruptSignal,
   machineInfo,
-  onInterrupt,
   percentile,
   table,
   type Cell,
@@ -138,20 +137,9 @@ const gapMs = 25;
 const floodSeconds = Math.ceil(pings * pingInterval) + 4;
 const floodSource = '192.168.77.66';
 
-// ---- interrupts -------------------------------------------------------------------------------
-// The harness's own handler would exit right after its cleanup; replace it with one that cleans
-// up the live lab, lets the main flow reach its `finally` and exits 130 (forced after 30 s).
+// ---- interrupts: the generators and floods run inside the labs (lab.spawn), which go with them.
 
-const labs = new Set<NetLab>();
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(sig);
-installInterruptHandler();
-onInterrupt(() => {
-  // The generators and floods run inside the labs (lab.spawn): cleaning them up ends those.
-  for (const lab of labs) void lab.cleanup();
-  setTimeout(() => {
-    void Promise.all([...labs].map((l) => l.cleanup())).finally(() => process.exit(130));
-  }, 30_000).unref();
-});
+const labs = labsCleanedOnInterrupt();
 
 // ---- results ----------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { NetLab, nodeBin, repoRoot, run, sleep } from './harness.ts';
 import { closeCluster, cluster, startGateway, weft, type Cluster } from './k8s-cluster.ts';
+import { procUsage } from './impl.ts';
 import { readStats } from './uapi-client.ts';
 import { down, freshLabId, up } from '../../src/lab/lab.ts';
 import { planTopology, wireguardInterfaceName, type ClusterPlan, type LabTopology } from '../../src/lab/topology.ts';
@@ -411,7 +412,7 @@ export class FloodMesh {
     });
     const tunnels = await this.tunnels();
     const counters0 = await Promise.all(tunnels.map((t) => readStats(t.socket)));
-    const cpu0 = { gw: treeCpuSeconds(this.active.child.pid!), sb: treeCpuSeconds(this.standby.child.pid!) };
+    const cpu0 = { gw: procUsage(this.active.child.pid!).cpuSeconds, sb: procUsage(this.standby.child.pid!).cpuSeconds };
     const lease0 = this.lease();
     const a = this.plan('a');
     const remotePods = { b: this.plan('b').nodes.flatMap((n) => n.pods), c: this.plan('c').nodes.flatMap((n) => n.pods) };
@@ -605,8 +606,8 @@ export class FloodMesh {
       for (const [k, v] of Object.entries(counters1[i] ?? {})) if (k.startsWith('handshake_') && v !== counters0[i]![k]) d[k] = Number(v - (counters0[i]![k] ?? 0n));
       obs.counters[t.interfaceName] = d;
     }
-    obs.gatewayCpuSeconds = treeCpuSeconds(this.active.child.pid!) - cpu0.gw;
-    obs.standbyCpuSeconds = treeCpuSeconds(this.standby.child.pid!) - cpu0.sb;
+    obs.gatewayCpuSeconds = procUsage(this.active.child.pid!).cpuSeconds - cpu0.gw;
+    obs.standbyCpuSeconds = procUsage(this.standby.child.pid!).cpuSeconds - cpu0.sb;
     obs.activeAlive = this.active.child.exitCode === null && this.active.child.signalCode === null;
     return obs;
   }
@@ -738,31 +739,6 @@ export function threadTimes(pid: number): Map<string, { comm: string; runMs: num
     } catch {}
   }
   return out;
-}
-
-/** utime+stime (s) of a process and its descendants (/proc). */
-export function treeCpuSeconds(pid: number): number {
-  const parent = new Map<number, number>();
-  const fields = (t: string) => t.slice(t.lastIndexOf(')') + 2).split(' ');
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      parent.set(Number(d), Number(fields(fs.readFileSync(`/proc/${d}/stat`, 'utf8'))[1]));
-    } catch {}
-  }
-  const tree = new Set([pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [p, pp] of parent) if (!tree.has(p) && tree.has(pp)) (tree.add(p), (grew = true));
-  }
-  let s = 0;
-  for (const p of tree) {
-    try {
-      const f = fields(fs.readFileSync(`/proc/${p}/stat`, 'utf8'));
-      s += (Number(f[11]) + Number(f[12])) / 100;
-    } catch {}
-  }
-  return s;
 }
 
 export function percentileOf(values: readonly number[], p: number): number {
