@@ -35,7 +35,7 @@ constexpr int64_t kRekeyTimeout = 5 * kSecond;
 constexpr int64_t kRekeyOnReceiveAge = kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout;
 
 constexpr size_t kMaxStagedPackets = 128;    // per peer (kernel MAX_STAGED_PACKETS)
-constexpr size_t kMaxQueuedHandshakes = 1024;  // handshake messages waiting for JavaScript
+constexpr size_t kMaxQueuedHandshakes = 1024;  // handshake completions waiting for JavaScript
 
 constexpr size_t kMaxDatagram = 65535;
 

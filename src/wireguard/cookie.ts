@@ -1,4 +1,7 @@
 // mac1, mac2 and cookie replies (reference §4.4, whitepaper §5.4.4 and §5.4.7).
+// The devices run the native twin of this file (native/src/handshake/cookie.cc); this TypeScript one is
+// the reference the native code is cross-checked against (test/unit/native-handshake.test.ts)
+// and the protocol peer of the benchmarks' load generators.
 //
 // mac1 proves the sender knows the receiver's public key, so handshake messages from scanners are
 // dropped after one cheap keyed hash, before any Diffie-Hellman. Under load, the responder also

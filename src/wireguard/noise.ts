@@ -4,6 +4,10 @@
 // index tables, the replay and flood checks on the returned timestamp, mac1/mac2 (cookie.ts) and
 // keypair slots.
 //
+// The devices run the native twin of this file (native/src/handshake/noise.cc); this TypeScript one is
+// the reference the native code is cross-checked against (test/unit/native-handshake.test.ts)
+// and the protocol peer of the benchmarks' load generators.
+//
 // Naming: C is the chaining key, H the running hash, as in the paper.
 import { aeadOpen, aeadSeal, dh, generatePrivateKey, hash, kdf1, kdf2, kdf3, publicKeyOf } from './crypto.ts';
 import { CONSTRUCTION, IDENTIFIER, KEY_SIZE, TAI64N_SIZE } from './constants.ts';
