@@ -203,34 +203,37 @@ export function parseReplyLine(line: string): { atMs: number; rttMs: number } | 
 
 // ---- /proc -----------------------------------------------------------------------------------
 
-const clockTicks = 100;
-
-function statFields(text: string): string[] {
-  return text.slice(text.lastIndexOf(')') + 2).split(' ');
-}
-
-/** utime+stime (seconds) of a process and all its descendants now alive. */
-export function treeCpuSeconds(pid: number): number {
-  const parent = new Map<number, number>();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      parent.set(Number(d), Number(statFields(fs.readFileSync(`/proc/${d}/stat`, 'utf8'))[1]));
-    } catch {}
+/**
+ * The wall-clock time (ms) of the first reply from `target` pinged from namespace `ns` every
+ * `intervalS` (-W 1), the ping stopped at that reply, and how often ping had to be restarted:
+ * iputils ping with a deadline ends on the first ICMP error (net unreachable, sent by a gateway
+ * whose routes are not there yet), so it is started again an interval later, until `deadline`
+ * (wall-clock ms). Throws once the deadline passes without a reply.
+ */
+export async function firstReply(ns: string, target: string, deadline: number, intervalS: number): Promise<{ atMs: number; restarts: number }> {
+  let output = '';
+  for (let restarts = 0; ; restarts++) {
+    checkInterrupt();
+    const left = Math.ceil((deadline - wallMs()) / 1000);
+    if (left <= 0) break;
+    const ping = start('ip', ['netns', 'exec', ns, 'ping', '-n', '-D', '-i', String(intervalS), '-W', '1', '-w', String(left), target]);
+    let replyAt = NaN;
+    ping.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-600)));
+    onLines(ping, (l) => {
+      output = (output + l + '\n').slice(-600);
+      const r = parseReplyLine(l);
+      if (r && Number.isNaN(replyAt)) {
+        replyAt = r.atMs;
+        void endChild(ping);
+      }
+    });
+    await new Promise<void>((r) => (ping.exitCode !== null || ping.signalCode !== null ? r() : ping.once('exit', () => r())));
+    if (!Number.isNaN(replyAt)) return { atMs: replyAt, restarts };
+    if (wallMs() + intervalS * 1000 >= deadline) break;
+    await sleep(intervalS * 1000);
   }
-  const tree = new Set([pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [p, pp] of parent) if (!tree.has(p) && tree.has(pp)) (tree.add(p), (grew = true));
-  }
-  let s = 0;
-  for (const p of tree) {
-    try {
-      const f = statFields(fs.readFileSync(`/proc/${p}/stat`, 'utf8'));
-      s += (Number(f[11]) + Number(f[12])) / clockTicks;
-    } catch {}
-  }
-  return s;
+  checkInterrupt();
+  throw new Error(`no ping reply from ${target} before the deadline: ${output.trim().split('\n').slice(-3).join(' | ')}`);
 }
 
 // ---- machine, table, results -----------------------------------------------------------------

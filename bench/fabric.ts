@@ -48,12 +48,13 @@ import {
   start,
   summary,
   table,
-  treeCpuSeconds,
+  firstReply,
   wallMs,
   weftBin,
   writeResult,
   type Summary,
 } from './common.ts';
+import { procUsage } from '../test/netns/impl.ts';
 
 const USAGE = `usage:
   node bench/fabric.ts peering [--runs 7] [--out DIR]
@@ -196,38 +197,6 @@ interface UnpeerRun {
   repliesDuringCommand: number;
 }
 
-/**
- * The wall-clock time of the first reply from `target`: ping probes every 20 ms (-W 1) and is
- * stopped at the first reply. iputils ping with a deadline ends on the first ICMP error (net
- * unreachable, sent by a gateway whose routes are not there yet), so it is restarted 20 ms later,
- * until `deadline` (wall-clock ms).
- */
-async function firstReply(ns: string, target: string, deadline: number): Promise<{ atMs: number; restarts: number }> {
-  let output = '';
-  for (let restarts = 0; ; restarts++) {
-    checkInterrupt();
-    const left = Math.ceil((deadline - wallMs()) / 1000);
-    if (left <= 0) break;
-    const ping = start('ip', ['netns', 'exec', ns, 'ping', '-n', '-D', '-i', String(PROBE_INTERVAL_S), '-W', '1', '-w', String(left), target]);
-    let replyAt = NaN;
-    ping.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-600)));
-    onLines(ping, (l) => {
-      output = (output + l + '\n').slice(-600);
-      const r = parseReplyLine(l);
-      if (r && Number.isNaN(replyAt)) {
-        replyAt = r.atMs;
-        void endChild(ping);
-      }
-    });
-    await new Promise<void>((r) => (ping.exitCode !== null || ping.signalCode !== null ? r() : ping.once('exit', () => r())));
-    if (!Number.isNaN(replyAt)) return { atMs: replyAt, restarts };
-    if (wallMs() + PROBE_INTERVAL_S * 1000 >= deadline) break;
-    await sleep(PROBE_INTERVAL_S * 1000);
-  }
-  checkInterrupt();
-  throw new Error(`no ping reply from ${target} before the ${BOUND_MS / 1000} s bound: ${output.trim().split('\n').slice(-3).join(' | ')}`);
-}
-
 async function measurePeer(lab: Lab, from: PodStatus, remotePod: PodStatus): Promise<PeerRun> {
   const b = lab.cluster('b');
   let pingRestarts = 0;
@@ -242,7 +211,7 @@ async function measurePeer(lab: Lab, from: PodStatus, remotePod: PodStatus): Pro
     const remap = await until('a’s remap of b’s pod CIDR', BOUND_MS, 20, async () => (await peeringOf(lab, 'a', 'b'))?.status?.podCIDRRemap);
     const remapAt = wallMs();
     const target = translate(remotePod.ip, b.podCIDR, remap);
-    const reply = await firstReply(from.namespace, target, t0 + BOUND_MS);
+    const reply = await firstReply(from.namespace, target, t0 + BOUND_MS, PROBE_INTERVAL_S);
     const replyAt = reply.atMs;
     pingRestarts = reply.restarts;
     const { r, at } = await cmd;
@@ -477,7 +446,7 @@ async function benchTraffic(): Promise<void> {
     if (!remap) throw new Error('no remap of b in a’s Peering status after --full-mesh');
     const ctx = loadLab(lab.stateDir)!;
     const gatewayPids = ['a', 'b'].map((c) => (ctx.state.extra[`pids-${c}`] as Record<string, number> | undefined)?.gateway).filter((p): p is number => typeof p === 'number');
-    const gatewayCpu = () => gatewayPids.reduce((s, p) => s + treeCpuSeconds(p), 0);
+    const gatewayCpu = () => gatewayPids.reduce((s, p) => s + procUsage(p).cpuSeconds, 0);
     const subjects = [
       { subject: `within a (${a.style}), n1→n2`, from: pod(a, 'n1'), to: pod(a, 'n2'), address: pod(a, 'n2').ip, gateways: false },
       { subject: `within b (${b.style}), n1→n2`, from: pod(b, 'n1'), to: pod(b, 'n2'), address: pod(b, 'n2').ip, gateways: false },

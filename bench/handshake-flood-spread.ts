@@ -45,21 +45,20 @@ import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { NetLab, nodeBin, repoRoot, sleep } from '../test/netns/harness.ts';
 import { procUsage, socketPath, startDevice, weftWg, type WgImpl } from '../test/netns/impl.ts';
+import type { FloodReport } from '../test/netns/handshake-flood.ts';
 import { readStats, uapi } from '../test/netns/uapi-client.ts';
 import { generatePrivateKey, publicKeyOf } from '../src/wireguard/crypto.ts';
 import { toBase64 } from '../src/wireguard/keys.ts';
 import {
   attempt,
   checkInterrupt,
-  endChild,
   errMsg,
+  firstReply,
   implsFromList,
   labsCleanedOnInterrupt,
   interrupted,
   interruptSignal,
   machineInfo,
-  onLines,
-  parseReplyLine,
   percentile,
   run,
   start,
@@ -169,14 +168,6 @@ interface PeerStart {
   errors?: string[];
 }
 
-interface FloodReport {
-  sent: number;
-  skipped: number;
-  seconds: number;
-  rate: number;
-  cookieReplies: number;
-  cookieRepliesByPort: Record<string, number>;
-}
 
 interface Phase {
   get: Latency;
@@ -292,32 +283,6 @@ async function wgSetPairs(names: string[], pairs: number, spanMs: number, stop: 
   return latency(values, failures);
 }
 
-/** The first reply from `target`, pinging every 50 ms (restarted if ping ends early), before `deadline`. */
-async function firstReply(ns: string, target: string, deadline: number): Promise<number> {
-  let output = '';
-  for (;;) {
-    checkInterrupt();
-    const left = Math.ceil((deadline - wallMs()) / 1000);
-    if (left <= 0) break;
-    const ping = start('ip', ['netns', 'exec', ns, 'ping', '-n', '-D', '-i', String(PROBE_INTERVAL_S), '-W', '1', '-w', String(left), target]);
-    let replyAt = NaN;
-    ping.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-600)));
-    onLines(ping, (l) => {
-      output = (output + l + '\n').slice(-600);
-      const r = parseReplyLine(l);
-      if (r && Number.isNaN(replyAt)) {
-        replyAt = r.atMs;
-        void endChild(ping);
-      }
-    });
-    await new Promise<void>((r) => (ping.exitCode !== null || ping.signalCode !== null ? r() : ping.once('exit', () => r())));
-    if (!Number.isNaN(replyAt)) return replyAt;
-    if (wallMs() + PROBE_INTERVAL_S * 1000 >= deadline) break;
-    await sleep(PROBE_INTERVAL_S * 1000);
-  }
-  throw new Error(`no reply from ${target} within ${PEER_BOUND_MS / 1000} s: ${output.trim().split('\n').slice(-2).join(' | ')}`);
-}
-
 /** Kernel UDP counters of a namespace (/proc/net/snmp, the reader's namespace). */
 async function udpCounters(lab: NetLab, ns: string): Promise<Record<string, number> | null> {
   const r = await lab.exec(ns, ['cat', '/proc/net/snmp'], { allowFail: true });
@@ -423,7 +388,7 @@ async function peerStarts(l: Lab, runs: number, keepLast: boolean): Promise<Peer
     const t0 = wallMs();
     try {
       await l.lab.exec(l.nsA, ['wg', 'set', l.peerIf, 'peer', l.device0Key, 'endpoint', `${UNDERLAY.b}:${BASE_PORT}`, 'allowed-ips', `${TUNNEL.b}/32`]);
-      const at = await firstReply(l.nsA, TUNNEL.b, t0 + PEER_BOUND_MS);
+      const at = (await firstReply(l.nsA, TUNNEL.b, t0 + PEER_BOUND_MS, PROBE_INTERVAL_S)).atMs;
       runsMs.push(Math.round(at - t0));
     } catch (e) {
       runsMs.push(NaN);
@@ -550,7 +515,7 @@ async function benchImpl(impl: WgImpl): Promise<ImplResult> {
     process.stderr.write(`[${impl.name}] flood of ${floodRate}/s over ${deviceCount} ports from ${bindCount} addresses\n`);
     res.flood = await attempt(() => floodPhase(l));
     checkInterrupt();
-    res.responsiveAfterFlood = await firstReply(l.nsA, TUNNEL.b, wallMs() + 10_000).then(() => true, () => false);
+    res.responsiveAfterFlood = await firstReply(l.nsA, TUNNEL.b, wallMs() + 10_000, PROBE_INTERVAL_S).then(() => true, () => false);
     if (!responderAlive(l)) res.error = 'a responder process exited during the run';
   } catch (e) {
     res.error = errMsg(e);

@@ -30,6 +30,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { NetLab, nodeBin, repoRoot, run, sleep } from './harness.ts';
 import { closeCluster, cluster, startGateway, weft, type Cluster } from './k8s-cluster.ts';
+import type { FloodReport } from './handshake-flood.ts';
+export type { FloodReport };
 import { procUsage } from './impl.ts';
 import { readStats } from './uapi-client.ts';
 import { down, freshLabId, up } from '../../src/lab/lab.ts';
@@ -74,14 +76,6 @@ export interface FloodConfig {
   nice?: number;
 }
 
-export interface FloodReport {
-  sent: number;
-  skipped: number;
-  seconds: number;
-  rate: number;
-  cookieReplies: number;
-  cookieRepliesByPort: Record<string, number>;
-}
 
 export interface Flood {
   child: ChildProcess;

@@ -19,6 +19,18 @@ interface Target {
   port: number;
   publicKey: string;
 }
+/** The JSON line it prints when it stops (`import type` of it does not run this script). */
+export interface FloodReport {
+  sent: number;
+  /** Sends skipped because a socket's queue was full (not counted in `sent`). */
+  skipped: number;
+  seconds: number;
+  rate: number;
+  cookieReplies: number;
+  /** Cookie replies by the target port that sent them. */
+  cookieRepliesByPort: Record<string, number>;
+}
+
 const args = JSON.parse(process.argv[2] ?? '{}') as { targets: Target[]; binds: string[]; rate: number; maxSeconds: number };
 const POOL = 512;
 const SOCKETS_PER_BIND = 4;
@@ -82,7 +94,8 @@ function finish() {
   clearInterval(timer);
   const seconds = (performance.now() - start) / 1000;
   setTimeout(() => {
-    process.stdout.write(JSON.stringify({ sent, skipped, seconds, rate: Math.round(sent / seconds), cookieReplies, cookieRepliesByPort }) + '\n');
+    const report: FloodReport = { sent, skipped, seconds, rate: Math.round(sent / seconds), cookieReplies, cookieRepliesByPort };
+    process.stdout.write(JSON.stringify(report) + '\n');
     for (const s of sockets) s.close();
   }, 200);
 }

@@ -14,18 +14,13 @@ import { NetLab, nodeBin, repoRoot, sleep, waitFor } from './harness.ts';
 import { socketPath, startDevice, weftWg, wireguardGo, type WgImpl } from './impl.ts';
 import { WgPair, pingFrom } from './wgpair.ts';
 import { readStats, uapi } from './uapi-client.ts';
+import type { FloodReport } from './handshake-flood.ts';
 import { generatePrivateKey, publicKeyOf } from '../../src/wireguard/crypto.ts';
 import { toBase64 } from '../../src/wireguard/keys.ts';
 
 const FLOOD = path.join(repoRoot, 'test/netns/handshake-flood.ts');
 const DEVICE_HOST = path.join(repoRoot, 'test/netns/fixtures/device-host.ts');
 
-interface FloodReport {
-  sent: number;
-  rate: number;
-  cookieReplies: number;
-  cookieRepliesByPort: Record<string, number>;
-}
 
 function startFlood(lab: NetLab, ns: string, config: object): { child: ChildProcess; report: () => Promise<FloodReport> } {
   const child = lab.spawn(ns, [nodeBin, FLOOD, JSON.stringify(config)]);
