@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { implByName, type WgImpl } from '../test/netns/impl.ts';
 import type { NetLab } from '../test/netns/harness.ts';
 
@@ -306,4 +307,37 @@ export function labsCleanedOnInterrupt(): Set<NetLab> {
     }, 30_000).unref();
   });
   return labs;
+}
+
+/** Prints what is wrong and the usage, exit 2 (a usage error). */
+export function usageExit(usage: string, msg: string): never {
+  console.error(`${msg}\n${usage}`);
+  process.exit(2);
+}
+
+/**
+ * A bench's flags (node:util parseArgs, strict): `--help` (which `config` must declare) prints
+ * `usage` and exits 0; an unknown or malformed flag is a usage error, with a hint where
+ * parseArgs took a negative number for a flag.
+ */
+export function benchArgs<T extends ParseArgsConfig>(usage: string, config: T): ReturnType<typeof parseArgs<T>> {
+  let parsed: ReturnType<typeof parseArgs<T>>;
+  try {
+    parsed = parseArgs(config);
+  } catch (e) {
+    const m = errMsg(e);
+    usageExit(usage, /ambiguous/.test(m) ? `${m} (give a negative number as --option=-10)` : m);
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return parsed;
+}
+
+/** A scheduling priority flag: a whole number in [-20, 19]; else a usage error. */
+export function niceArg(usage: string, name: string, value: unknown): number {
+  const text = String(value).trim();
+  if (!/^-?\d+$/.test(text) || Number(text) < -20 || Number(text) > 19) usageExit(usage, `--${name} must be a whole number in [-20, 19], not ${JSON.stringify(value)}`);
+  return Number(text);
 }

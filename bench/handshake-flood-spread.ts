@@ -41,7 +41,6 @@
 //      (receive-buffer drops); and whether the tunnel still answers after the flood.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { NetLab, nodeBin, repoRoot, sleep } from '../test/netns/harness.ts';
 import { procUsage, socketPath, startDevice, weftWg, type WgImpl } from '../test/netns/impl.ts';
@@ -51,6 +50,7 @@ import { generatePrivateKey, publicKeyOf } from '../src/wireguard/crypto.ts';
 import { toBase64 } from '../src/wireguard/keys.ts';
 import {
   attempt,
+  benchArgs,
   checkInterrupt,
   errMsg,
   firstReply,
@@ -66,6 +66,8 @@ import {
   wallMs,
   writeResult,
   type Cell,
+  niceArg,
+  usageExit,
 } from './common.ts';
 
 const USAGE = `usage: node bench/handshake-flood-spread.ts [--devices 10] [--binds 8] [--flood-rate 50000] [--seconds 15]
@@ -73,39 +75,25 @@ const USAGE = `usage: node bench/handshake-flood-spread.ts [--devices 10] [--bin
                                             [--idle-seconds 3] [--flood-nice=-10] [--impls weft-wg,wireguard-go,PATH]
                                             [--out DIR]`;
 
-function usageError(msg: string): never {
-  console.error(`${msg}\n${USAGE}`);
-  process.exit(2);
-}
+const usageError = (msg: string): never => usageExit(USAGE, msg);
 
-let parsed;
-try {
-  parsed = parseArgs({
-    options: {
-      devices: { type: 'string', default: '10' },
-      binds: { type: 'string', default: '8' },
-      'flood-rate': { type: 'string', default: '50000' },
-      seconds: { type: 'string', default: '15' },
-      settle: { type: 'string', default: '2' },
-      'get-interval-ms': { type: 'string', default: '20' },
-      'wg-sets': { type: 'string', default: '20' },
-      'peer-runs': { type: 'string', default: '3' },
-      'idle-seconds': { type: 'string', default: '3' },
-      'flood-nice': { type: 'string', default: '-10' },
-      impls: { type: 'string', default: 'weft-wg,wireguard-go' },
-      out: { type: 'string', default: path.join(repoRoot, 'bench/results') },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-} catch (e) {
-  const m = errMsg(e);
-  usageError(/ambiguous/.test(m) ? `${m} (give a negative number as --option=-10)` : m);
-}
-const opt = parsed.values;
-if (opt.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const opt = benchArgs(USAGE, {
+  options: {
+    devices: { type: 'string', default: '10' },
+    binds: { type: 'string', default: '8' },
+    'flood-rate': { type: 'string', default: '50000' },
+    seconds: { type: 'string', default: '15' },
+    settle: { type: 'string', default: '2' },
+    'get-interval-ms': { type: 'string', default: '20' },
+    'wg-sets': { type: 'string', default: '20' },
+    'peer-runs': { type: 'string', default: '3' },
+    'idle-seconds': { type: 'string', default: '3' },
+    'flood-nice': { type: 'string', default: '-10' },
+    impls: { type: 'string', default: 'weft-wg,wireguard-go' },
+    out: { type: 'string', default: path.join(repoRoot, 'bench/results') },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+}).values;
 
 /** A number in [min, max] (whole unless integer is false); else exit 2. */
 function num(name: string, v: string | undefined, min: number, max: number, integer = true): number {
@@ -124,10 +112,8 @@ const getIntervalMs = num('get-interval-ms', opt['get-interval-ms'], 0, 5000);
 const wgSets = num('wg-sets', opt['wg-sets'], 0, 500);
 const peerRuns = num('peer-runs', opt['peer-runs'], 1, 10);
 const idleSeconds = num('idle-seconds', opt['idle-seconds'], 0, 60, false);
-const floodNiceText = String(opt['flood-nice']).trim();
-if (!/^-?\d+$/.test(floodNiceText) || Number(floodNiceText) < -20 || Number(floodNiceText) > 19) usageError(`--flood-nice must be a whole number in [-20, 19], not ${JSON.stringify(opt['flood-nice'])}`);
 /** The flood's scheduling priority: raised, so it reaches the same rate whatever the responder's CPU use (an attacker has its own CPUs). */
-const floodNice = Number(floodNiceText);
+const floodNice = niceArg(USAGE, 'flood-nice', opt['flood-nice']);
 if (!String(opt.impls).split(',').some((x) => x.trim())) usageError('--impls names no implementation');
 if (!String(opt.out).trim()) usageError('--out must name a directory');
 

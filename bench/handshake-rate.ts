@@ -32,7 +32,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { NetLab, nodeBin, repoRoot, run, sleep } from '../test/netns/harness.ts';
 import { processTree, procUsage, socketPath, type WgImpl } from '../test/netns/impl.ts';
@@ -42,6 +41,7 @@ import { generatePrivateKey, publicKeyOf } from '../src/wireguard/crypto.ts';
 import { toBase64 } from '../src/wireguard/keys.ts';
 import {
   attempt,
+  benchArgs,
   checkInterrupt,
   errMsg,
   implsFromList,
@@ -53,6 +53,8 @@ import {
   percentile,
   table,
   type Cell,
+  niceArg,
+  usageExit,
 } from './common.ts';
 import type { InitiatorsConfig, InitiatorsReport } from './handshake-initiators.ts';
 
@@ -61,42 +63,28 @@ const USAGE = `usage: node bench/handshake-rate.ts [--rounds 3] [--seconds 5] [-
                                   [--pings 50] [--ping-interval 0.05] [--flood-rate 20000] [--no-flood]
                                   [--impls weft-wg,wireguard-go,PATH] [--out DIR]`;
 
-function usageError(msg: string): never {
-  console.error(`${msg}\n${USAGE}`);
-  process.exit(2);
-}
+const usageError = (msg: string): never => usageExit(USAGE, msg);
 
-let parsed;
-try {
-  parsed = parseArgs({
-    options: {
-      seconds: { type: 'string', default: '5' },
-      rounds: { type: 'string', default: '3' },
-      warmup: { type: 'string', default: '1' },
-      peers: { type: 'string', default: '512' },
-      sources: { type: 'string' },
-      inflight: { type: 'string', default: '64' },
-      generators: { type: 'string', default: 'auto' },
-      'timeout-ms': { type: 'string', default: '1000' },
-      'generator-nice': { type: 'string', default: '-10' },
-      pings: { type: 'string', default: '50' },
-      'ping-interval': { type: 'string', default: '0.05' },
-      'flood-rate': { type: 'string', default: '20000' },
-      'no-flood': { type: 'boolean', default: false },
-      impls: { type: 'string', default: 'weft-wg,wireguard-go' },
-      out: { type: 'string', default: path.join(repoRoot, 'bench/results') },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-} catch (e) {
-  const m = errMsg(e);
-  usageError(/ambiguous/.test(m) ? `${m} (give a negative number as --option=-10)` : m);
-}
-const opt = parsed.values;
-if (opt.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const opt = benchArgs(USAGE, {
+  options: {
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '1' },
+    peers: { type: 'string', default: '512' },
+    sources: { type: 'string' },
+    inflight: { type: 'string', default: '64' },
+    generators: { type: 'string', default: 'auto' },
+    'timeout-ms': { type: 'string', default: '1000' },
+    'generator-nice': { type: 'string', default: '-10' },
+    pings: { type: 'string', default: '50' },
+    'ping-interval': { type: 'string', default: '0.05' },
+    'flood-rate': { type: 'string', default: '20000' },
+    'no-flood': { type: 'boolean', default: false },
+    impls: { type: 'string', default: 'weft-wg,wireguard-go' },
+    out: { type: 'string', default: path.join(repoRoot, 'bench/results') },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+}).values;
 
 /** A number in (0, max] (whole unless integer is false), or `0` when allowZero; else exit 2. */
 function positive(name: string, v: string | undefined, max: number, integer = true, allowZero = false): number {
@@ -121,8 +109,7 @@ const generators = opt.generators === 'auto' ? Math.max(1, Math.min(8, Math.floo
 if (generators > sourceCount) usageError(`--generators ${generators} is more than --sources ${sourceCount}: each generator needs a source address of its own`);
 if (inflight < generators) usageError(`--inflight ${inflight} is less than --generators ${generators}: each generator needs at least one slot`);
 const timeoutMs = positive('timeout-ms', opt['timeout-ms'], 10_000);
-const generatorNice = Number(opt['generator-nice']);
-if (!/^-?\d+$/.test(String(opt['generator-nice']).trim()) || generatorNice < -20 || generatorNice > 19) usageError(`--generator-nice must be a whole number in [-20, 19], not ${JSON.stringify(opt['generator-nice'])}`);
+const generatorNice = niceArg(USAGE, 'generator-nice', opt['generator-nice']);
 const pings = positive('pings', opt.pings, 10_000);
 const pingInterval = positive('ping-interval', opt['ping-interval'], 10, false);
 if (pingInterval < 0.002) usageError('--ping-interval below 0.002 s needs a flood ping, which this script does not run');
