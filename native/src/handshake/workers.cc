@@ -31,12 +31,7 @@ bool HandshakeWorkers::noteAndCheckLoad(int64_t now) {
   if (now - start >= 1'000'000'000 && windowStart_.compare_exchange_strong(start, now, std::memory_order_relaxed))
     windowCount_.store(0, std::memory_order_relaxed);
   uint64_t count = windowCount_.fetch_add(1, std::memory_order_relaxed) + 1;
-  size_t depth;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    depth = network_.size();
-  }
-  if (count > kUnderLoadRate || depth >= kUnderLoadQueueDepth) {
+  if (count > kUnderLoadRate || networkDepth_.load(std::memory_order_relaxed) >= kUnderLoadQueueDepth) {
     int64_t until = now + kUnderLoadAfter;
     int64_t cur = underLoadUntil_.load(std::memory_order_relaxed);
     while (cur < until && !underLoadUntil_.compare_exchange_weak(cur, until, std::memory_order_relaxed)) {
@@ -50,6 +45,7 @@ bool HandshakeWorkers::submit(const HandshakeJob& job) {
     std::lock_guard<std::mutex> lock(mu_);
     if (network_.size() >= kHandshakeQueueCapacity) return false;
     network_.push_back(job);
+    networkDepth_.store(network_.size(), std::memory_order_relaxed);
     startLocked();
   }
   wake_.notify_one();
@@ -70,6 +66,7 @@ void HandshakeWorkers::detach(Device* device) {
   auto gone = [device](const HandshakeJob& j) { return j.device == device; };
   local_.erase(std::remove_if(local_.begin(), local_.end(), gone), local_.end());
   network_.erase(std::remove_if(network_.begin(), network_.end(), gone), network_.end());
+  networkDepth_.store(network_.size(), std::memory_order_relaxed);
   idle_.wait(lock, [&] { return running_.find(device) == running_.end(); });
 }
 
@@ -85,6 +82,7 @@ void HandshakeWorkers::run() {
     auto& from = !local_.empty() ? local_ : network_;
     HandshakeJob job = from.front();
     from.pop_front();
+    networkDepth_.store(network_.size(), std::memory_order_relaxed);
     ++running_[job.device];
     lock.unlock();
     job.device->runHandshakeJob(job);

@@ -85,6 +85,8 @@ class HandshakeWorkers {
   size_t threadCount_;
   RateLimiter limiter_;
 
+  /** network_.size(), readable without the lock: the load check runs for every mac1-valid message. */
+  std::atomic<size_t> networkDepth_{0};
   std::atomic<int64_t> windowStart_{0};
   std::atomic<uint64_t> windowCount_{0};
   std::atomic<int64_t> underLoadUntil_{0};
