@@ -24,7 +24,7 @@
 // (weft_reconciles_total, weft_reconcile_seconds: count, mean, p50/p90 as histogram bucket bounds,
 // the longest gap between completed ones), its event-loop delay (max, prom-client) and /healthz
 // latency, its JavaScript thread's CPU time and run-queue wait (schedstat), the peerings' probe
-// latency as the gateway reports it in the Peering status, pod → pod pings a → b and a → c, the
+// latency and probes answered as the gateway's /metrics report them, pod → pod pings a → b and a → c, the
 // Lease holder before and after (renewals, longest renewal gap), the flood rate achieved, cookie
 // replies sent per tunnel (`stats=1`), CPU seconds of the active and the standby gateway process
 // (and of the active one's busiest threads) and how busy the whole machine was (/proc/stat).
@@ -166,7 +166,7 @@ function rowsFor(phases: Phase[]): string[][] {
   const o = (p: Phase) => p.observation;
   const probe = (r: string) => (p: Phase) => {
     const t = o(p).peerings[r]!;
-    return `${f1(percentileOf(t.latencyMs, 50))} / ${f1(percentileOf(t.latencyMs, 90))} ms (${t.updates} upd.)`;
+    return `${f1(percentileOf(t.latencyMs, 50))} / ${f1(percentileOf(t.latencyMs, 90))} ms (${t.probesAnswered} answered)`;
   };
   const ping = (r: string) => (p: Phase) => {
     const t = o(p).pings[r];
@@ -186,8 +186,8 @@ function rowsFor(phases: Phase[]): string[][] {
     ['longest gap between reconciles', ...col((p) => `${f0(o(p).reconciles.longestGapMs)} ms`)],
     ['event-loop delay max', ...col((p) => `${f0(o(p).eventLoopLagMaxMs)} ms`)],
     ['/healthz median / p99 / max', ...col((p) => `${f1(percentileOf(o(p).healthz.latencyMs, 50))} / ${f1(percentileOf(o(p).healthz.latencyMs, 99))} / ${f1(Math.max(...o(p).healthz.latencyMs))} ms, ${o(p).healthz.failures} failed`)],
-    ['probe latency a→b (status) median / p90', ...col(probe('b'))],
-    ['probe latency a→c (status) median / p90', ...col(probe('c'))],
+    ['probe latency a→b (/metrics) median / p90', ...col(probe('b'))],
+    ['probe latency a→c (/metrics) median / p90', ...col(probe('c'))],
     ['a\'s peerings Connected (samples)', ...col(connected)],
     ['pod ping a→b median / p90', ...col(ping('b'))],
     ['pod ping a→c median / p90', ...col(ping('c'))],

@@ -113,6 +113,8 @@ export class PeeringController {
       return false;
     }
     this.blocked = null;
+    // Once: the snapshot saved at the end of this pass no longer holds them.
+    for (const line of ipam.droppedOnLoad()) this.opts.log.error(`IPAM: ${line}`);
     const externalCIDR = ipam.externalCIDR();
     await patchStatus<ClusterNetworkStatus>(this.store, Kinds.ClusterNetwork, 'local', (s) => ({
       ...s,
@@ -265,5 +267,7 @@ export function ipamConfig(spec: ClusterNetworkSpec): IpamConfig {
     nodeCIDRs: spec.nodeCIDRs,
     reserved: [spec.fabricCIDR],
     externalPrefixLength: nodeBits,
+    ...(spec.remapPools ? { pools: spec.remapPools } : {}),
+    ...(spec.maxRemoteCIDRSize !== undefined ? { maxRemoteCIDRSize: spec.maxRemoteCIDRSize } : {}),
   };
 }

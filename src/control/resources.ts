@@ -28,6 +28,13 @@ export interface ClusterNetworkSpec {
   /** MTU of the node network (underlay) and of the WAN path between gateways. */
   underlayMtu: number;
   wanMtu: number;
+  /**
+   * Where remote clusters' ranges are placed (and our external CIDR), tried in order; default
+   * the private ranges and 100.64.0.0/10. A remote's range never routes outside them.
+   */
+  remapPools?: string[];
+  /** The largest range a remote may announce, as a prefix length (default 12). */
+  maxRemoteCIDRSize?: number;
 }
 
 export interface ClusterNetworkStatus {
@@ -93,6 +100,8 @@ export interface PeeringStatus {
   lastHandshake?: string;
   txBytes?: number;
   rxBytes?: number;
+  /** When the gateway last wrote its view (on every change, and at least every 5 minutes). */
+  lastHeartbeatTime?: string;
   conditions?: Condition[];
 }
 

@@ -1,6 +1,7 @@
 // The gateway of one cluster: one userspace WireGuard device per peering (in this process, each
 // with its own control socket so `wg show` works), prefix NAT and policy routing from the plan,
-// and an end-to-end probe per peering that reports state and latency on the Peering.
+// and an end-to-end probe per peering that reports state and latency on the Peering (when they
+// change: status-report.ts).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
@@ -14,10 +15,11 @@ import { reconcile as reconcileKernel } from '../kernel/index.ts';
 import { inform, type Informer } from '../store/informer.ts';
 import type { Resource, Store } from '../store/types.ts';
 import { Kinds, effectiveCluster, type SecretSpec, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec, type PeeringStatus, type PodSpec } from '../control/resources.ts';
-import { derivePeeringStatus, patchStatus, setCondition } from '../control/status.ts';
+import { conditionOf, derivePeeringStatus, patchStatus, setCondition } from '../control/status.ts';
 import { presharedKeyFrom } from '../control/validate.ts';
 import { planGateway } from './plan.ts';
 import { probeSource } from './probe.ts';
+import { LATENCY_WINDOW, needsReport, smoothedLatency, type Reported } from './status-report.ts';
 import { ReconcileLoop } from '../control/reconcile-loop.ts';
 import { WEFT_OWNERSHIP } from '../fabric/ownership.ts';
 import type { Logger } from '../log.ts';
@@ -56,8 +58,12 @@ interface Tunnel {
   /** Consecutive failed probes since the last answered one. */
   probeFailures: number;
   lastLatencyMs: number | undefined;
-  /** The Connected condition's reason last written (events are raised on changes). */
+  /** Round trips of the last answered probes (the status carries their median). */
+  recentLatencies: number[];
+  /** The Connected verdict's reason as last decided (events are raised on changes). */
   lastReason: string | undefined;
+  /** What was last written to the Peering's status (see status-report.ts for when it is again). */
+  reported: Reported | undefined;
 }
 
 type WireguardPlan = ReturnType<typeof planGateway>['wireguard'][number];
@@ -133,7 +139,7 @@ export class Gateway {
       if (!t) {
         const device = new Device(w.interfaceName, { log: this.opts.log, mtu: w.mtu });
         const server = await UapiServer.listen(w.interfaceName, device);
-        t = { device, server, spec, createdAt: Date.now(), configuredEndpoint: null, probeFailures: 0, lastLatencyMs: undefined, lastReason: undefined };
+        t = { device, server, spec, createdAt: Date.now(), configuredEndpoint: null, probeFailures: 0, lastLatencyMs: undefined, recentLatencies: [], lastReason: undefined, reported: undefined };
         this.tunnels.set(w.interfaceName, t);
         device.onGone((why) => {
           this.opts.log.error(`tunnel ${w.interfaceName} gone (${why}); recreating`);
@@ -149,9 +155,14 @@ export class Gateway {
       if (!linkIsUpWithMtu(w.interfaceName, w.mtu)) await run('ip', ['link', 'set', 'dev', w.interfaceName, 'mtu', String(w.mtu), 'up']);
       // Only now is the tunnel listening: tell the remote (through the peering) where to send.
       const localEndpoint = { host: cluster.spec.gatewayEndpoint.host, port: w.listenPort };
-      await patchStatus<PeeringStatus>(this.store, Kinds.Peering, peeringNameOf(spec), (s) =>
-        s?.localEndpoint?.host === localEndpoint.host && s.localEndpoint.port === localEndpoint.port ? null : derivePeeringStatus({ ...(s ?? { phase: 'Connecting' }), localEndpoint }),
-      );
+      const tunnel = t;
+      await patchStatus<PeeringStatus>(this.store, Kinds.Peering, peeringNameOf(spec), (s) => {
+        // The probe writes only when its result changes; if what we reported is no longer there
+        // (the Peering was recreated, someone replaced its status), the next probe writes it again.
+        const connected = conditionOf(s, 'Connected');
+        if (tunnel.reported && (connected?.status !== tunnel.reported.verdict.status || connected.reason !== tunnel.reported.verdict.reason)) tunnel.reported = undefined;
+        return s?.localEndpoint?.host === localEndpoint.host && s.localEndpoint.port === localEndpoint.port ? null : derivePeeringStatus({ ...(s ?? { phase: 'Connecting' }), localEndpoint });
+      });
     }
     const report = await reconcileKernel(plan.kernel, { owned: WEFT_OWNERSHIP });
     for (const line of report.changed) this.opts.log.verbose(`kernel: ${line}`);
@@ -236,44 +247,52 @@ export class Gateway {
       const r = await run('ping', ['-n', '-c', '1', '-W', '1', '-m', String(t.spec.mark), '-I', sourceIP, t.spec.probeTarget]).catch(() => null);
       const m = r?.stdout.match(/time=([\d.]+) ms/);
       if (m) latencyMs = Number(m[1]);
+      this.opts.metrics?.peeringProbes.inc({ peering: name, result: latencyMs === undefined ? 'unanswered' : 'answered' });
     }
     // Read the tunnel after the probe: the probe itself may have completed the first handshake.
     const peer = t.device.snapshot().peers[0];
     const handshakeSec = peer ? Number(peer.lastHandshakeTimeSec) : 0;
     t.probeFailures = latencyMs === undefined ? t.probeFailures + 1 : 0;
     t.lastLatencyMs = latencyMs;
+    if (latencyMs !== undefined) {
+      t.recentLatencies.push(latencyMs);
+      if (t.recentLatencies.length > LATENCY_WINDOW) t.recentLatencies.shift();
+    }
     // One lost probe on a busy machine is not an outage: keep the verdict until several in a row fail.
-    const holdVerdict = latencyMs === undefined && t.probeFailures < PROBE_FAILURES_TO_DOWN;
+    const held = latencyMs === undefined && t.probeFailures < PROBE_FAILURES_TO_DOWN && t.lastReason === 'ProbeSucceeded';
     const waited = Date.now() - t.createdAt;
-    const connected =
-      latencyMs !== undefined
-        ? { status: 'True' as const, reason: 'ProbeSucceeded', message: `probe to ${t.spec.probeTarget} answered in ${latencyMs} ms` }
+    const verdict =
+      latencyMs !== undefined || held
+        ? { status: 'True' as const, reason: 'ProbeSucceeded', message: `probe to ${t.spec.probeTarget} answers through the tunnel` }
         : t.spec.remoteEndpoint.port === 0 && handshakeSec === 0
           ? { status: 'False' as const, reason: 'WaitingForRemote', message: 'the remote has not told us its tunnel port yet' }
           : handshakeSec === 0 && waited > HANDSHAKE_GRACE_MS
             ? { status: 'False' as const, reason: 'HandshakeFailed', message: `no WireGuard handshake with ${t.spec.remoteEndpoint.host}:${t.spec.remoteEndpoint.port} in ${Math.round(waited / 1000)} s: check the remote public key, endpoint and firewall` }
             : { status: 'False' as const, reason: handshakeSec === 0 ? 'Handshaking' : 'ProbeFailed', message: handshakeSec === 0 ? 'waiting for the first handshake' : `handshake done but ${t.spec.probeTarget} did not answer` };
-    // A held verdict (a lost probe or two while connected) is no change worth an event.
-    const held = holdVerdict && t.lastReason === 'ProbeSucceeded';
-    if (!held && connected.reason !== t.lastReason) {
+    if (verdict.status === 'False') t.recentLatencies.length = 0;
+    if (verdict.reason !== t.lastReason) {
       // A peering that cannot complete a handshake is something to tell people about, once.
-      if (connected.reason === 'HandshakeFailed') await this.store.recordEvent?.({ kind: Kinds.Peering, name }, 'Warning', connected.reason, connected.message);
-      if (connected.reason === 'ProbeSucceeded' && t.lastReason !== undefined) await this.store.recordEvent?.({ kind: Kinds.Peering, name }, 'Normal', 'Connected', connected.message);
-      t.lastReason = connected.reason;
+      if (verdict.reason === 'HandshakeFailed') await this.store.recordEvent?.({ kind: Kinds.Peering, name }, 'Warning', verdict.reason, verdict.message);
+      if (verdict.reason === 'ProbeSucceeded' && t.lastReason !== undefined) await this.store.recordEvent?.({ kind: Kinds.Peering, name }, 'Normal', 'Connected', verdict.message);
+      t.lastReason = verdict.reason;
     }
+    const latency = smoothedLatency(t.recentLatencies);
+    const now = Date.now();
+    if (!needsReport(t.reported, verdict, latency, now)) return;
     await patchStatus<PeeringStatus>(this.store, Kinds.Peering, name, (s) => {
-      const wasConnected = s?.conditions?.some((c) => c.type === 'Connected' && c.status === 'True');
       const next: PeeringStatus = {
         ...(s ?? { phase: 'Connecting' }),
-        conditions: holdVerdict && wasConnected ? (s?.conditions ?? []) : setCondition(s?.conditions, { type: 'Connected', ...connected }),
+        conditions: setCondition(s?.conditions, { type: 'Connected', ...verdict }),
         txBytes: Number(peer?.txBytes ?? 0),
         rxBytes: Number(peer?.rxBytes ?? 0),
+        lastHeartbeatTime: new Date(now).toISOString(),
       };
-      if (latencyMs !== undefined) next.latencyMs = latencyMs;
-      else if (!(holdVerdict && wasConnected)) delete next.latencyMs;
+      if (latency !== undefined) next.latencyMs = latency;
+      else delete next.latencyMs;
       if (handshakeSec > 0) next.lastHandshake = new Date(handshakeSec * 1000).toISOString();
       return derivePeeringStatus(next);
     });
+    t.reported = { verdict: { status: verdict.status, reason: verdict.reason }, latencyMs: latency, atMs: now };
   }
 }
 

@@ -4,9 +4,14 @@
 //
 // Every range this cluster routes is either local (pod, service, node, reserved — plus the special
 // ranges nobody may use) or a stand-in (our external CIDR, each peer's pod remap and external
-// remap). Invariant: stand-ins overlap neither each other nor anything local. A stand-in for a
-// remote CIDR is the real CIDR when that collides with nothing, else the lowest free aligned block
-// of the same length, trying the pools in order. Each side decides on its own; they never agree.
+// remap). Invariants: stand-ins overlap neither each other nor anything local, and every stand-in
+// lies inside a remap pool. A stand-in for a remote CIDR is the real CIDR when that lies inside a
+// pool and collides with nothing, else the lowest free aligned block of the same length, trying
+// the pools in order. Each side decides on its own; they never agree.
+//
+// The pools are the trust boundary for addresses: a remote's announcement is only a request, and
+// whatever it announces (8.0.0.0/8, this cluster's VPC resolver, another peer's WAN address) can
+// only ever be routed as a block of the pools, which the administrator chose for the purpose.
 //
 // Methods either succeed or throw an IpamError and leave the state exactly as it was.
 import {
@@ -31,8 +36,10 @@ export interface IpamConfig {
   nodeCIDRs: string[];
   /** Anything else never to hand out (fabric/internal ranges). */
   reserved?: string[];
-  /** Where remaps and our external CIDR come from, tried in order. */
+  /** Where remaps and our external CIDR come from, tried in order (default DEFAULT_POOLS). */
   pools?: string[];
+  /** The largest range a remote may announce, as a prefix length (default 12: a /12 at most). */
+  maxRemoteCIDRSize?: number;
   /** Prefix length of our own external CIDR (8-30), default 16. */
   externalPrefixLength?: number;
 }
@@ -50,7 +57,9 @@ export interface IpamSnapshot {
   peers: Record<string, IpamPeerSnapshot>;
 }
 
-export const DEFAULT_POOLS: readonly string[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
+/** The private ranges (RFC 1918) and the shared address space (RFC 6598): never routed publicly. */
+export const DEFAULT_POOLS: readonly string[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'];
+export const DEFAULT_MAX_REMOTE_CIDR_SIZE = 12;
 export const DEFAULT_EXTERNAL_PREFIX_LENGTH = 16;
 /** Accepted prefix lengths for CIDRs a peer announces (and for our external CIDR). */
 export const REMOTE_MIN_BITS = 8;
@@ -99,6 +108,7 @@ export class Ipam {
   readonly #local: Labelled[];
   readonly #pools: Cidr[];
   readonly #externalBits: number;
+  readonly #maxRemoteBits: number;
   #external: Cidr | null = null;
   readonly #peers = new Map<string, PeerRecord>();
 
@@ -126,6 +136,11 @@ export class Ipam {
         `externalPrefixLength must be an integer between ${REMOTE_MIN_BITS} and ${REMOTE_MAX_BITS}, got ${String(externalBits)}`,
       );
     }
+    const maxRemote = config.maxRemoteCIDRSize ?? DEFAULT_MAX_REMOTE_CIDR_SIZE;
+    if (!Number.isInteger(maxRemote) || maxRemote < REMOTE_MIN_BITS || maxRemote > REMOTE_MAX_BITS) {
+      throw new IpamError('InvalidConfig', `maxRemoteCIDRSize must be an integer between ${REMOTE_MIN_BITS} and ${REMOTE_MAX_BITS}, got ${String(maxRemote)}`);
+    }
+    this.#maxRemoteBits = maxRemote;
     this.#local = [
       { cidr: pod, what: `local pod CIDR ${formatCidr(pod)}` },
       { cidr: service, what: `local service CIDR ${formatCidr(service)}` },
@@ -153,7 +168,7 @@ export class Ipam {
    */
   remapPodCIDR(peerId: string, remotePodCIDR: string): string {
     checkPeerId(peerId);
-    const real = parseRemoteCidr(remotePodCIDR, `pod CIDR of peer ${JSON.stringify(peerId)}`);
+    const real = this.#announced(remotePodCIDR, `pod CIDR of peer ${JSON.stringify(peerId)}`);
     const record = this.#peers.get(peerId);
     if (record && sameCidr(record.remotePod, real)) return formatCidr(record.podRemap);
     if (record?.remoteExternal && overlaps(record.remoteExternal, real)) {
@@ -175,7 +190,7 @@ export class Ipam {
   /** Same as remapPodCIDR for the remote's external CIDR. The peer's pod CIDR must be known first. */
   remapExternalCIDR(peerId: string, remoteExternalCIDR: string): string {
     checkPeerId(peerId);
-    const real = parseRemoteCidr(remoteExternalCIDR, `external CIDR of peer ${JSON.stringify(peerId)}`);
+    const real = this.#announced(remoteExternalCIDR, `external CIDR of peer ${JSON.stringify(peerId)}`);
     const record = this.#peers.get(peerId);
     if (!record) {
       throw new IpamError('UnknownPeer', `peer ${JSON.stringify(peerId)} has no pod CIDR remap yet; call remapPodCIDR first`);
@@ -233,7 +248,23 @@ export class Ipam {
     return { version: 1, externalCIDR: this.#external ? formatCidr(this.#external) : null, peers };
   }
 
+  /** Peers a snapshot held with a stand-in outside the pools (an older rule): dropped on load, re-placed on their next remap. */
+  droppedOnLoad(): string[] {
+    return [...this.#dropped];
+  }
+
   // ---- internals ----
+
+  readonly #dropped: string[] = [];
+
+  /** A remote's announced CIDR: well formed, routable, and no larger than this cluster accepts. */
+  #announced(text: unknown, what: string): Cidr {
+    const cidr = parseRemoteCidr(text, what);
+    if (cidr.bits < this.#maxRemoteBits) {
+      throw new IpamError('TooLarge', `${what} ${formatCidr(cidr)} is larger than this cluster accepts from a remote (a /${this.#maxRemoteBits} at most: ClusterNetwork maxRemoteCIDRSize)`);
+    }
+    return cidr;
+  }
 
   /** Everything a new stand-in must avoid, minus the one stand-in being replaced. */
   #taken(exclude: Exclude | null): Labelled[] {
@@ -253,11 +284,13 @@ export class Ipam {
     return out;
   }
 
-  /** The real CIDR when free, else a same-size block from the pools. */
+  /** The real CIDR when it lies in a pool and is free, else a same-size block from the pools. */
   #choose(real: Cidr, taken: Labelled[], what: string): Cidr {
     const clash = taken.find((t) => overlaps(t.cidr, real));
-    if (!clash) return real;
-    return this.#allocate(real.bits, taken, `${what} (${formatCidr(real)} collides with the ${clash.what})`);
+    const inPool = this.#pools.some((pool) => contains(pool, real));
+    if (!clash && inPool) return real;
+    const why = clash ? `${formatCidr(real)} collides with the ${clash.what}` : `${formatCidr(real)} lies outside the remap pools`;
+    return this.#allocate(real.bits, taken, `${what} (${why})`);
   }
 
   /** Lowest free aligned block of length `bits`, pools in order. */
@@ -301,8 +334,7 @@ export class Ipam {
       const remotePod = snapshotCidr(() => parseRemoteCidr(p.remotePodCIDR, `${name} remotePodCIDR`));
       const podRemap = snapshotCidr(() => parseCidr(p.podRemap, `${name} podRemap`));
       if (podRemap.bits !== remotePod.bits) throw invalid(`${name} podRemap ${formatCidr(podRemap)} is not the size of ${formatCidr(remotePod)}`);
-      if (!sameCidr(podRemap, remotePod)) this.#checkFromPools(podRemap, `${name} pod CIDR stand-in`);
-      standIns.push({ cidr: podRemap, what: `pod CIDR stand-in ${formatCidr(podRemap)} of ${name}` });
+      const peerStandIns: Labelled[] = [{ cidr: podRemap, what: `pod CIDR stand-in ${formatCidr(podRemap)} of ${name}` }];
 
       let remoteExternal: Cidr | null = null;
       let externalRemap: Cidr | null = null;
@@ -318,9 +350,16 @@ export class Ipam {
         if (overlaps(remoteExternal, remotePod)) {
           throw invalid(`${name} external CIDR ${formatCidr(remoteExternal)} overlaps its pod CIDR ${formatCidr(remotePod)}`);
         }
-        if (!sameCidr(externalRemap, remoteExternal)) this.#checkFromPools(externalRemap, `${name} external CIDR stand-in`);
-        standIns.push({ cidr: externalRemap, what: `external CIDR stand-in ${formatCidr(externalRemap)} of ${name}` });
+        peerStandIns.push({ cidr: externalRemap, what: `external CIDR stand-in ${formatCidr(externalRemap)} of ${name}` });
       }
+      // Kept by an older rule (real CIDRs outside any pool) or with pools since narrowed: this
+      // peer is placed anew at its next remap rather than refusing every peer's snapshot.
+      const outside = peerStandIns.find((x) => !this.#pools.some((pool) => contains(pool, x.cidr)));
+      if (outside) {
+        this.#dropped.push(`${outside.what} lies outside the remap pools; ${name} is placed anew`);
+        continue;
+      }
+      standIns.push(...peerStandIns);
       peers.set(id, { remotePod, podRemap, remoteExternal, externalRemap });
     }
 
@@ -342,7 +381,7 @@ export class Ipam {
     for (const [id, r] of peers) this.#peers.set(id, r);
   }
 
-  /** A remap that is not the real CIDR was allocated, so it must still lie in a configured pool. */
+  /** Our external CIDR was allocated from the pools, so it must still lie in one. */
   #checkFromPools(cidr: Cidr, what: string): void {
     if (!this.#pools.some((pool) => contains(pool, cidr))) {
       throw conflict(`${what} ${formatCidr(cidr)} is outside every configured pool (${this.#pools.map(formatCidr).join(', ') || 'none'})`);

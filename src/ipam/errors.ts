@@ -10,6 +10,8 @@ export type IpamErrorReason =
   | 'InvalidConfig'
   /** Two ranges that must be disjoint are not (pod/service, two pools, a peer's pod/external). */
   | 'Overlap'
+  /** A remote announced a range larger than this cluster accepts (maxRemoteCIDRSize). */
+  | 'TooLarge'
   /** No free block of the needed size is left in any pool. */
   | 'PoolExhausted'
   /** The snapshot is malformed or contradicts itself. */

@@ -16,6 +16,7 @@ import { API_VERSION, Kinds } from '../control/resources.ts';
 import { MAX_MTU, MIN_MTU, VXLAN_OVERHEAD_IPV4, WIREGUARD_OVERHEAD_IPV6 } from '../gateway/mtu.ts';
 import { MAX_IFNAME, MAX_PEERS } from '../gateway/validate.ts';
 import { FABRIC_LINK, FABRIC_TABLE } from '../fabric/overlay.ts';
+import { DEFAULT_MAX_REMOTE_CIDR_SIZE, DEFAULT_POOLS, REMOTE_MAX_BITS, REMOTE_MIN_BITS } from '../ipam/allocator.ts';
 import { CONDITION_REASON, CONDITION_TYPE, DNS_LABEL, INTERFACE_NAME, IPV4, IPV4_CIDR, IPV6, WIREGUARD_KEY } from './patterns.ts';
 import { prune, validate, type CelTwin, type FieldError, type JSONSchemaProps } from './schema.ts';
 
@@ -172,7 +173,9 @@ const clusterNetworkSpec = obj('What this cluster is: its address ranges, the no
   gatewayNodeIP: ipv4('The internal IP of the node that hosts the gateway'),
   underlayMtu: int(`MTU of the node network; the VXLAN fabric takes ${VXLAN_OVERHEAD_IPV4} bytes of it and must keep ${MIN_MTU}.`, MIN_MTU + VXLAN_OVERHEAD_IPV4, MAX_MTU),
   wanMtu: int(`MTU of the path between gateways; WireGuard over IPv6 takes ${WIREGUARD_OVERHEAD_IPV6} bytes of it and must keep ${MIN_MTU}.`, MIN_MTU + WIREGUARD_OVERHEAD_IPV6, MAX_MTU),
-});
+  remapPools: cidrList(`Where remote clusters' ranges (and this cluster's external CIDR) are placed, tried in order; a remote's CIDR is kept as announced only inside a pool and clashing with nothing, else mapped into a free block. Default ${DEFAULT_POOLS.join(', ')} (local ranges are always left out).`),
+  maxRemoteCIDRSize: int(`The largest range a remote may announce for its pod or external CIDR, as a prefix length (default ${DEFAULT_MAX_REMOTE_CIDR_SIZE}: a /${DEFAULT_MAX_REMOTE_CIDR_SIZE} at most).`, REMOTE_MIN_BITS, REMOTE_MAX_BITS),
+}, ['clusterId', 'podCIDR', 'serviceCIDR', 'nodeCIDRs', 'fabricCIDR', 'vxlanId', 'vxlanPort', 'gatewayEndpoint', 'gatewayNodeIP', 'underlayMtu', 'wanMtu']);
 
 const clusterNetworkStatus = obj(
   'Written by the controller (externalCIDR, Ready) and the active gateway (gatewayPublicKey, gatewayNodeIP).',
@@ -221,10 +224,11 @@ const peeringStatus = obj(
     podCIDRRemap: ipv4Cidr('The remote pod CIDR as seen locally (IPAM\'s choice):'),
     externalCIDRRemap: ipv4Cidr('The remote external CIDR as seen locally (IPAM\'s choice):'),
     localEndpoint: endpoint('Where the remote must send this peering\'s tunnel packets; set once the tunnel listens.', listenPort('UDP port of this peering\'s tunnel.')),
-    latencyMs: { type: 'number', description: 'Round-trip time of the last end-to-end probe, in milliseconds.', minimum: 0 },
-    lastHandshake: str('Time of the last WireGuard handshake.', { format: 'date-time' }),
-    txBytes: int('Bytes sent through the tunnel.', 0, Number.MAX_SAFE_INTEGER, { format: 'int64' }),
-    rxBytes: int('Bytes received through the tunnel.', 0, Number.MAX_SAFE_INTEGER, { format: 'int64' }),
+    latencyMs: { type: 'number', description: 'Median round trip of the recent end-to-end probes, in milliseconds; rewritten when it moves by at least 5 ms and by a factor of 2, else with the heartbeat (the latest figures are on /metrics).', minimum: 0 },
+    lastHandshake: str('Time of the last WireGuard handshake, as of the last heartbeat.', { format: 'date-time' }),
+    txBytes: int('Bytes sent through the tunnel, as of the last heartbeat.', 0, Number.MAX_SAFE_INTEGER, { format: 'int64' }),
+    rxBytes: int('Bytes received through the tunnel, as of the last heartbeat.', 0, Number.MAX_SAFE_INTEGER, { format: 'int64' }),
+    lastHeartbeatTime: str('When the gateway last wrote its view of the tunnel: on every change of it and at least every 5 minutes. Older than that, the gateway is not reporting.', { format: 'date-time' }),
     conditions: conditions('Valid (controller: the announcement was accepted) and Connected (gateway: the data path answers).'),
   },
   ['phase'],

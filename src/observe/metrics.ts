@@ -9,6 +9,7 @@ export class WeftMetrics {
   readonly kernelChanges: Counter<'piece'>;
   readonly peeringUp: Gauge<'peering' | 'remote'>;
   readonly peeringLatency: Gauge<'peering' | 'remote'>;
+  readonly peeringProbes: Counter<'peering' | 'result'>;
   readonly tunnelBytes: Gauge<'peering' | 'direction'>;
   readonly tunnelHandshakeAge: Gauge<'peering'>;
   readonly tunnelDrops: Gauge<'peering' | 'reason'>;
@@ -23,6 +24,7 @@ export class WeftMetrics {
     this.kernelChanges = new Counter({ name: 'weft_kernel_changes_total', help: 'Kernel objects (routes, rules, links, nft tables, sysctls) changed by reconciles.', labelNames: ['piece'], registers: r });
     this.peeringUp = new Gauge({ name: 'weft_peering_connected', help: '1 when the peering answers the end-to-end probe.', labelNames: ['peering', 'remote'], registers: r });
     this.peeringLatency = new Gauge({ name: 'weft_peering_latency_seconds', help: 'Last end-to-end probe round trip.', labelNames: ['peering', 'remote'], registers: r });
+    this.peeringProbes = new Counter({ name: 'weft_peering_probes_total', help: 'End-to-end probes sent through the peering tunnel, by result (answered, unanswered).', labelNames: ['peering', 'result'], registers: r });
     this.tunnelBytes = new Gauge({ name: 'weft_tunnel_bytes', help: 'Bytes through the peering tunnel (WireGuard counters).', labelNames: ['peering', 'direction'], registers: r });
     this.tunnelHandshakeAge = new Gauge({ name: 'weft_tunnel_handshake_age_seconds', help: 'Seconds since the last completed WireGuard handshake.', labelNames: ['peering'], registers: r });
     this.tunnelDrops = new Gauge({ name: 'weft_tunnel_dropped_packets', help: 'Packets the tunnel dropped, by reason (malformed, replay, decrypt, source check, ...).', labelNames: ['peering', 'reason'], registers: r });

@@ -16,7 +16,7 @@
 // nothing is linked to, or added in, the root namespace.
 //
 // observe() samples, for a while, everything the flood must not disturb: a's peering status
-// (phase, probe latency, freshness), the Lease, the active gateway's /metrics (reconciles, event
+// (phase; probes answered and their latency, from /metrics), the Lease, the active gateway's /metrics (reconciles, event
 // loop lag) and /healthz through a Unix-socket relay into its namespace, pod-to-pod pings across
 // both tunnels, the tunnels' control-socket counters and the gateway process's CPU time.
 //
@@ -88,12 +88,15 @@ export interface PeeringTrack {
   samples: number;
   /** Samples in which the Peering's phase was not Connected (time since start, phase, reason). */
   notConnected: { atMs: number; phase: string; reason?: string | undefined }[];
-  /** Probe latency (ms) of every status update seen. */
+  /**
+   * a's own peerings only, from its gateway's /metrics (the status is written only when the
+   * verdict changes, so it says nothing about whether the probe still runs): the probe round trip
+   * at every scrape that saw a newly answered probe, the probes answered over the phase, and the
+   * longest stretch without a newly answered one (ms).
+   */
   latencyMs: number[];
-  /** Status updates seen (rxBytes changed: the gateway's probe patched the status). */
-  updates: number;
-  /** The longest stretch without such an update (ms). */
-  longestStaleMs: number;
+  probesAnswered: number;
+  longestProbeGapMs: number;
 }
 
 export interface PingTrack {
@@ -251,7 +254,7 @@ export class FloodMesh {
 
     for (const [x, y] of [['a', 'b'], ['a', 'c'], ['b', 'c']] as const) {
       const t0 = Date.now();
-      const out = await this.cli(`weft peer ${x} ${y}`, [weft, 'peer', '--kubeconfig', this.clusters[x].api.kubeconfig, '--remote-kubeconfig', this.clusters[y].api.kubeconfig, '--timeout', '60']);
+      const out = await this.peeringCommand('peer', x, y);
       this.log(`weft peer ${x} ${y}: ${out} (${Date.now() - t0} ms)`);
     }
     for (const x of CLUSTERS) for (const y of CLUSTERS) if (x !== y) await this.waitFor(`${x}→${y} Connected`, async () => (await this.peering(x, y))?.status?.phase === 'Connected', 60_000, 250);
@@ -284,6 +287,12 @@ export class FloodMesh {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
       await Promise.race([sleep(everyMs), this.aborted]);
     }
+  }
+
+  /** `weft peer x y` or `weft unpeer x y` as a person with both kubeconfigs runs it; its output. */
+  peeringCommand(verb: 'peer' | 'unpeer', x: ClusterName, y: ClusterName): Promise<string> {
+    const extra = verb === 'peer' ? ['--timeout', '60'] : [];
+    return this.cli(`weft ${verb} ${x} ${y}`, [weft, verb, '--kubeconfig', this.clusters[x].api.kubeconfig, '--remote-kubeconfig', this.clusters[y].api.kubeconfig, ...extra]);
   }
 
   /** A command in this (root) namespace, tracked like the daemons (closeSync ends it); its stdout. */
@@ -414,7 +423,7 @@ export class FloodMesh {
     const targets: Record<string, string> = {};
     for (const r of ['b', 'c'] as const) for (const p of remotePods[r]) targets[`${r}/${p.name}`] = await this.seenFrom('a', r, p.ip);
 
-    const track = (): PeeringTrack => ({ samples: 0, notConnected: [], latencyMs: [], updates: 0, longestStaleMs: 0 });
+    const track = (): PeeringTrack => ({ samples: 0, notConnected: [], latencyMs: [], probesAnswered: 0, longestProbeGapMs: 0 });
     const obs: Observation = {
       seconds: 0,
       peerings: { b: track(), c: track() },
@@ -435,22 +444,10 @@ export class FloodMesh {
     };
 
     const peeringLoop = async (tr: PeeringTrack, local: ClusterName, remote: ClusterName) => {
-      let lastRx: number | undefined;
-      let lastChange = Date.now();
       while (!stop) {
         const st = (await this.peering(local, remote).catch(() => undefined))?.status;
-        const now = Date.now();
         tr.samples++;
-        if (st?.phase !== 'Connected') tr.notConnected.push({ atMs: now - t0, phase: st?.phase ?? 'missing', reason: st?.reason ?? st?.conditions?.find((c) => c.type === 'Connected')?.reason });
-        if (st?.rxBytes !== undefined && st.rxBytes !== lastRx) {
-          if (lastRx !== undefined) {
-            tr.updates++;
-            if (st.latencyMs !== undefined) tr.latencyMs.push(st.latencyMs);
-          }
-          lastRx = st.rxBytes;
-          lastChange = now;
-        }
-        tr.longestStaleMs = Math.max(tr.longestStaleMs, now - lastChange);
+        if (st?.phase !== 'Connected') tr.notConnected.push({ atMs: Date.now() - t0, phase: st?.phase ?? 'missing', reason: st?.reason ?? st?.conditions?.find((c) => c.type === 'Connected')?.reason });
         await sleep(250);
       }
     };
@@ -479,6 +476,8 @@ export class FloodMesh {
       let first: Metrics | undefined;
       let last: Metrics | undefined;
       let lastOkAt = Date.now();
+      const answered = (m: Metrics, r: string) => m.get(`weft_peering_probes_total{peering="${r}",result="answered"}`) ?? 0;
+      const lastAnsweredAt: Record<string, number> = { b: Date.now(), c: Date.now() };
       // The first scrape also resets the event-loop delay histogram: the phase's maximum starts there.
       const scrape = async () => {
         const r = await this.gatewayHttp('/metrics').catch(() => null);
@@ -491,9 +490,17 @@ export class FloodMesh {
           if (!first) first = m;
           else obs.eventLoopLagMaxMs = Math.max(obs.eventLoopLagMaxMs, (m.get('weft_nodejs_eventloop_lag_max_seconds') ?? 0) * 1000);
           if (last && (m.get(OK) ?? 0) > (last.get(OK) ?? 0)) lastOkAt = now;
+          for (const r of ['b', 'c']) {
+            if (last && answered(m, r) > answered(last, r)) {
+              lastAnsweredAt[r] = now;
+              const rtt = m.get(`weft_peering_latency_seconds{peering="${r}",remote="${r}"}`);
+              if (rtt !== undefined) obs.peerings[r]!.latencyMs.push(rtt * 1000);
+            }
+          }
           last = m;
         }
         obs.reconciles.longestGapMs = Math.max(obs.reconciles.longestGapMs, now - lastOkAt);
+        for (const r of ['b', 'c']) obs.peerings[r]!.longestProbeGapMs = Math.max(obs.peerings[r]!.longestProbeGapMs, now - lastAnsweredAt[r]!);
       };
       while (!stop) {
         await scrape();
@@ -504,6 +511,7 @@ export class FloodMesh {
         obs.reconciles.ok = (last.get(OK) ?? 0) - (first.get(OK) ?? 0);
         obs.reconciles.errors = (last.get(ERR) ?? 0) - (first.get(ERR) ?? 0);
         obs.reconciles.histogram = histogramDelta(first, last, 'weft_reconcile_seconds', 'piece="gateway"');
+        for (const r of ['b', 'c']) obs.peerings[r]!.probesAnswered = answered(last, r) - answered(first, r);
       }
     };
 

@@ -11,6 +11,45 @@ import { closeCluster, cluster, readyz, startGateway, weft, type Cluster } from 
 import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type PeeringStatus } from '../../src/control/resources.ts';
 import type { Resource } from '../../src/store/types.ts';
 import { loadKubeConfig } from '../../src/k8s/kubeconfig.ts';
+import { conditionOf } from '../../src/control/status.ts';
+import { HEARTBEAT_MS, latencyMoved } from '../../src/gateway/status-report.ts';
+
+/**
+ * Watch a cluster's Peerings and its API writes from now on; end() says which writes happened
+ * (by "VERB resource", Lease renewals and events left out) and, per Peering status change, whether
+ * the gateway's reporting rules explain it.
+ */
+async function watchPeerings(c: Cluster) {
+  const { items, resourceVersion } = await c.store.list<Resource<unknown, PeeringStatus>>(Kinds.Peering);
+  const last = new Map(items.map((p) => [p.metadata.name, p.status]));
+  const changes: { name: string; justified: boolean; what: string }[] = [];
+  const w = c.store.watch<Resource<unknown, PeeringStatus>>(Kinds.Peering, { resourceVersion });
+  const reading = (async () => {
+    for await (const ev of w.events) {
+      if (ev.type === 'BOOKMARK') continue;
+      const name = ev.object.metadata.name;
+      const before = last.get(name);
+      const after = ev.object.status;
+      last.set(name, after);
+      if (ev.type !== 'MODIFIED' || JSON.stringify(before) === JSON.stringify(after)) continue;
+      const verdict = (s: PeeringStatus | undefined) => `${conditionOf(s, 'Connected')?.status}/${conditionOf(s, 'Connected')?.reason}/${conditionOf(s, 'Valid')?.reason}`;
+      const heartbeat = Date.parse(after?.lastHeartbeatTime ?? '') - Date.parse(before?.lastHeartbeatTime ?? '') >= HEARTBEAT_MS;
+      const justified = verdict(before) !== verdict(after) || latencyMoved(before?.latencyMs, after?.latencyMs) || heartbeat;
+      changes.push({ name, justified, what: `${verdict(before)} → ${verdict(after)}, latency ${before?.latencyMs} → ${after?.latencyMs}` });
+    }
+  })().catch(() => {});
+  const w0 = await c.server.writeCounts();
+  return {
+    async end() {
+      const w1 = await c.server.writeCounts();
+      w.stop();
+      await reading;
+      const writes: Record<string, number> = {};
+      for (const [k, v] of w1) if (v !== (w0.get(k) ?? 0) && !/leases|events/.test(k)) writes[k] = v - (w0.get(k) ?? 0);
+      return { writes, changes };
+    },
+  };
+}
 
 describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
   const lab = NetLab.create();
@@ -59,6 +98,23 @@ describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
     const remapB = (await a.store.get<Resource<unknown, PeeringStatus>>(Kinds.Peering, 'b'))!.status!.podCIDRRemap!;
     await waitFor('agent programmed n1', async () => (await lab.exec(nodeNs[0]!, ['ip', 'route', 'show', 'table', '1800'])).stdout.includes(remapB), 10_000);
     assert.match((await lab.exec(nodeNs[0]!, ['ip', '-d', 'link', 'show', 'weft-vx'])).stdout, /remote 192\.168\.100\.254 local 192\.168\.100\.11/);
+
+    // Idle: a connected pair writes nothing to the API (Lease renewals and events aside). The probe
+    // runs every second, but its result is written only when it changes (status-report.ts): every
+    // Peering status change seen must be a verdict change, a latency that moved, or a heartbeat.
+    const idle = await Promise.all([a, b].map((c) => watchPeerings(c)));
+    const idleMs = 10_000;
+    await new Promise((r) => setTimeout(r, idleMs));
+    for (const i of [0, 1]) {
+      const { writes, changes } = await idle[i]!.end();
+      t.diagnostic(`cluster ${'ab'[i]} idle ${idleMs / 1000} s: writes ${JSON.stringify(writes)}; status changes ${JSON.stringify(changes)}`);
+      const unexplained = changes.filter((x) => !x.justified);
+      assert.deepEqual(unexplained, [], `cluster ${'ab'[i]}: every status write while idle had a reason`);
+      const other = Object.entries(writes).filter(([k]) => !/peerings.*status/.test(k));
+      assert.deepEqual(other, [], `cluster ${'ab'[i]}: no write but Peering status ones while idle`);
+      const statusWrites = Object.entries(writes).reduce((n, [, v]) => n + v, 0);
+      assert.ok(statusWrites <= changes.length, `cluster ${'ab'[i]}: ${statusWrites} status writes, each seen as a justified change`);
+    }
     await run(weft, ['unpeer', '--kubeconfig', a.kubeconfig, '--remote-kubeconfig', b.kubeconfig], { timeoutMs: 60_000 });
     for (const [c, remote, ns] of [[a, 'b', gwA], [b, 'a', gwB]] as const) {
       assert.equal(await c.store.get(Kinds.Peering, remote), undefined, 'Peering gone (after the finalizer)');

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Ipam } from '../../src/ipam/allocator.ts';
+import { DEFAULT_POOLS, Ipam } from '../../src/ipam/allocator.ts';
 import type { IpamConfig, IpamSnapshot } from '../../src/ipam/allocator.ts';
 import { IpamError } from '../../src/ipam/errors.ts';
-import { overlaps, parseCidr } from '../../src/ipam/cidr.ts';
+import { contains, overlaps, parseCidr } from '../../src/ipam/cidr.ts';
 
 // ---- helpers ----
 
@@ -134,7 +134,7 @@ test('a real CIDR clashing with any local range or stand-in is remapped', () => 
 });
 
 test('remaps have the same size as the real CIDR and are aligned', () => {
-  const ipam = new Ipam(BASE);
+  const ipam = new Ipam({ ...BASE, maxRemoteCIDRSize: 8 });
   for (const [id, real] of [
     ['p24', '10.0.5.0/24'],
     ['p20', '10.0.16.0/20'],
@@ -152,11 +152,11 @@ test('remaps have the same size as the real CIDR and are aligned', () => {
   assert.equal(ipam.lookup('p30')?.podRemap, '10.1.1.0/30');
   // 10.0.0.0/9 holds the pod and service CIDRs, 10.128.0.0/9 is free.
   assert.equal(ipam.lookup('p9')?.podRemap, '10.128.0.0/9');
-  assertDisjoint(ipam, BASE);
+  assertDisjoint(ipam, { ...BASE, maxRemoteCIDRSize: 8 });
 });
 
 test('pools are tried in order', () => {
-  const config: IpamConfig = { ...BASE, pools: ['172.16.0.0/12', '10.0.0.0/8'] };
+  const config: IpamConfig = { ...BASE, pools: ['172.16.0.0/12', '10.0.0.0/8'], maxRemoteCIDRSize: 8 };
   const ipam = new Ipam(config);
   assert.equal(ipam.externalCIDR(), '172.16.0.0/16');
   assert.equal(ipam.remapPodCIDR('b', '10.0.0.0/16'), '172.17.0.0/16');
@@ -380,17 +380,17 @@ test('pool exhaustion: clear error, nothing lost, and a release makes room', () 
   assert.equal(ipam.lookup('b')?.podRemap, '10.1.0.0/16');
   // Smaller blocks still fit where nothing was allocated? No: the pool is full.
   rejects(() => ipam.remapPodCIDR('f', '10.0.0.0/24'), 'PoolExhausted');
-  // But a free real CIDR needs no pool.
-  assert.equal(ipam.remapPodCIDR('f', '10.50.0.0/24'), '10.50.0.0/24');
+  // A real CIDR that clashes with nothing is still not kept outside the pools.
+  rejects(() => ipam.remapPodCIDR('f', '10.50.0.0/24'), 'PoolExhausted', /10\.50\.0\.0\/24 lies outside the remap pools/);
   ipam.release('c');
   assert.equal(ipam.remapPodCIDR('e', '10.0.0.0/16'), '10.2.0.0/16');
 });
 
-test('a clashing /8 cannot be remapped in the default pools; no pools at all means no remaps', () => {
-  const ipam = new Ipam(BASE);
+test('a clashing /8 cannot be remapped in the default pools; no pools at all means nothing can be placed', () => {
+  const ipam = new Ipam({ ...BASE, maxRemoteCIDRSize: 8 });
   rejects(() => ipam.remapPodCIDR('b', '10.0.0.0/8'), 'PoolExhausted', /\/8/);
   const none = new Ipam({ ...BASE, pools: [] });
-  assert.equal(none.remapPodCIDR('b', '10.5.0.0/16'), '10.5.0.0/16');
+  rejects(() => none.remapPodCIDR('b', '10.5.0.0/16'), 'PoolExhausted', /none configured/);
   rejects(() => none.remapPodCIDR('c', '10.0.0.0/16'), 'PoolExhausted', /none configured/);
   rejects(() => none.externalCIDR(), 'PoolExhausted');
 });
@@ -459,4 +459,52 @@ test('a snapshot whose empty peer map came back as null (how an API server store
   assert.deepEqual(restored.snapshot().peers, {});
   assert.equal(restored.externalCIDR(), ipam.externalCIDR());
   assert.throws(() => new Ipam(BASE, { ...clone(ipam.snapshot()), peers: [] } as unknown as ReturnType<Ipam['snapshot']>), /"peers" must be an object/);
+});
+
+// ---- hostile announcements: remote ranges live only in the pools ----
+
+test('a public range is never kept: it is placed in a pool (no hijack of 8.8.8.8 or a VPC resolver)', () => {
+  const ipam = new Ipam(BASE);
+  for (const [id, real] of [['dns', '8.8.8.0/24'], ['wide', '8.0.0.0/12'], ['cloud', '52.94.0.0/16'], ['api', '34.120.0.0/14']] as const) {
+    const remap = ipam.remapPodCIDR(id, real);
+    assert.notEqual(remap, real, `${id}: ${real} kept`);
+    assert.ok(DEFAULT_POOLS.some((p) => contains(parseCidr(p), parseCidr(remap))), `${id}: ${real} → ${remap}, outside the default pools`);
+    assert.equal(bitsOf(remap), bitsOf(real));
+  }
+  assertDisjoint(ipam, BASE);
+});
+
+test('a private range that clashes with nothing is kept; 100.64.0.0/10 (CGNAT space) is a default pool', () => {
+  const ipam = new Ipam(BASE);
+  assert.equal(ipam.remapPodCIDR('b', '10.244.0.0/16'), '10.244.0.0/16');
+  assert.equal(ipam.remapPodCIDR('c', '100.72.0.0/16'), '100.72.0.0/16');
+  assert.ok(DEFAULT_POOLS.includes('100.64.0.0/10'));
+});
+
+test('an announcement larger than maxRemoteCIDRSize (default /12) is refused with a reason and changes nothing', () => {
+  const ipam = new Ipam(BASE);
+  ipam.remapPodCIDR('b', '10.0.0.0/16');
+  const before = JSON.stringify(ipam.snapshot());
+  rejects(() => ipam.remapPodCIDR('x', '8.0.0.0/8'), 'TooLarge', /8\.0\.0\.0\/8 is larger than this cluster accepts.*\/12 at most/);
+  rejects(() => ipam.remapPodCIDR('b', '10.0.0.0/11'), 'TooLarge');
+  rejects(() => ipam.remapExternalCIDR('b', '172.0.0.0/11'), 'TooLarge');
+  assert.equal(JSON.stringify(ipam.snapshot()), before);
+  assert.equal(new Ipam({ ...BASE, maxRemoteCIDRSize: 10 }).remapPodCIDR('b', '10.128.0.0/10'), '10.128.0.0/10');
+  rejects(() => new Ipam({ ...BASE, maxRemoteCIDRSize: 7 }), 'InvalidConfig', /maxRemoteCIDRSize/);
+});
+
+test('a snapshot from before the pool rule: a peer kept outside the pools is dropped on load and placed anew; the others stay', () => {
+  const snap: IpamSnapshot = {
+    version: 1,
+    externalCIDR: '10.1.0.0/16',
+    peers: {
+      evil: { remotePodCIDR: '8.0.0.0/12', podRemap: '8.0.0.0/12', remoteExternalCIDR: null, externalRemap: null },
+      good: { remotePodCIDR: '10.0.0.0/16', podRemap: '10.2.0.0/16', remoteExternalCIDR: '10.3.0.0/24', externalRemap: '10.3.0.0/24' },
+    },
+  };
+  const ipam = new Ipam(BASE, snap);
+  assert.match(ipam.droppedOnLoad().join('\n'), /8\.0\.0\.0\/12 of peer "evil" lies outside the remap pools/);
+  assert.equal(ipam.lookup('evil'), undefined);
+  assert.deepEqual(ipam.lookup('good'), { podRemap: '10.2.0.0/16', externalRemap: '10.3.0.0/24' });
+  assert.notEqual(ipam.remapPodCIDR('evil', '8.0.0.0/12'), '8.0.0.0/12');
 });

@@ -2,8 +2,10 @@
 // often clashing) CIDRs, re-announcing, releasing, and restarting from the snapshot. After every
 // step the fabric invariants are checked against an independent brute-force model:
 //   - no stand-in overlaps another stand-in or any local range;
-//   - every stand-in has the size of the real CIDR and is either the real CIDR or lies in a pool;
-//   - the real CIDR is kept exactly when it clashes with nothing;
+//   - every stand-in has the size of the real CIDR and lies in a pool, whatever was announced
+//     (public ranges included: no announcement can be routed outside the pools);
+//   - the real CIDR is kept exactly when it lies in a pool and clashes with nothing;
+//   - an announcement larger than a /12 (the default maxRemoteCIDRSize) is refused;
 //   - otherwise the stand-in is the lowest free aligned block in pool order (checked when the
 //     pools hold few enough candidate blocks to enumerate);
 //   - a failing call changes nothing; a repeated call changes nothing; a restart changes nothing.
@@ -47,7 +49,8 @@ const CONFIG: IpamConfig = {
   nodeCIDRs: ['192.168.10.0/24', '172.18.0.0/16'],
   reserved: ['10.250.0.0/16', '100.64.0.0/24'],
 };
-const POOLS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'].map(parse);
+const POOLS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'].map(parse);
+const MAX_REMOTE_BITS = 12;
 const LOCAL = [CONFIG.podCIDR, CONFIG.serviceCIDR, ...CONFIG.nodeCIDRs, ...CONFIG.reserved!].map(parse);
 const SPECIAL = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4'].map(parse);
 
@@ -121,7 +124,7 @@ function checkInvariants(s: IpamSnapshot, where: string): void {
       const m = parse(remap);
       assert.equal(m.bits, r.bits, `${where}: ${id} ${remap} is not the size of ${real}`);
       assert.equal(m.start % size(m.bits), 0, `${where}: ${id} ${remap} unaligned`);
-      assert.ok(remap === real || POOLS.some((pool) => inside(pool, m)), `${where}: ${id} ${remap} outside pools`);
+      if (!POOLS.some((pool) => inside(pool, m))) assert.fail(`${where}: ${id} ${remap} (for ${real}) outside the pools`);
     }
   }
 }
@@ -151,6 +154,8 @@ interface Stats {
   bruteForced: number;
   exhausted: number;
   overlapRejected: number;
+  outsidePools: number;
+  tooLarge: number;
   released: number;
   restarts: number;
 }
@@ -193,10 +198,12 @@ function run(seed: number, steps: number, stats: Stats): void {
       const real = randomCidr(rand);
       const owner = `${id}/${kind}`;
       const taken = takenBefore(before, owner);
-      const clashes = taken.some((t) => overlap(t, parse(real)));
+      const outsidePools = !POOLS.some((pool) => inside(pool, parse(real)));
+      const clashes = outsidePools || taken.some((t) => overlap(t, parse(real)));
       try {
         const answer = kind === 'pod' ? ipam.remapPodCIDR(id, real) : ipam.remapExternalCIDR(id, real);
         lastAnnounce.set(id, { kind, cidr: real });
+        if (parse(real).bits < MAX_REMOTE_BITS) assert.fail(`${where}: ${real} is larger than a /${MAX_REMOTE_BITS} but was accepted as ${answer}`);
         const prevReal = kind === 'pod' ? before.peers[id]?.remotePodCIDR : before.peers[id]?.remoteExternalCIDR;
         if (prevReal === real) {
           // Same announcement: same answer, whatever else happened meanwhile.
@@ -205,7 +212,8 @@ function run(seed: number, steps: number, stats: Stats): void {
           assert.equal(answer, real, `${where}: ${real} clashes with nothing but was remapped to ${answer}`);
           stats.kept++;
         } else {
-          assert.notEqual(answer, real, `${where}: ${real} clashes but was kept`);
+          assert.notEqual(answer, real, `${where}: ${real} clashes or lies outside the pools but was kept`);
+          if (outsidePools) stats.outsidePools++;
           const expected = lowestFree(parse(real).bits, taken);
           if (expected !== undefined) {
             assert.equal(answer, expected && format(expected), `${where}: ${real} -> ${answer} is not the lowest free block`);
@@ -216,7 +224,10 @@ function run(seed: number, steps: number, stats: Stats): void {
       } catch (err) {
         if (!(err instanceof IpamError)) throw err;
         assert.equal(JSON.stringify(ipam.snapshot()), beforeJson, `${where}: failed call (${err.message}) changed the state`);
-        if (err.reason === 'PoolExhausted') {
+        if (err.reason === 'TooLarge') {
+          assert.ok(parse(real).bits < MAX_REMOTE_BITS, `${where}: ${real} refused as too large: ${err.message}`);
+          stats.tooLarge++;
+        } else if (err.reason === 'PoolExhausted') {
           assert.ok(clashes, `${where}: ${real} clashes with nothing, yet: ${err.message}`);
           const expected = lowestFree(parse(real).bits, taken);
           assert.ok(expected === undefined || expected === null, `${where}: ${format(expected ?? parse(real))} was free, yet: ${err.message}`);
@@ -242,7 +253,7 @@ function run(seed: number, steps: number, stats: Stats): void {
 }
 
 test('randomized: many peers with random CIDRs never produce overlapping ranges', (t) => {
-  const stats: Stats = { kept: 0, remapped: 0, bruteForced: 0, exhausted: 0, overlapRejected: 0, released: 0, restarts: 0 };
+  const stats: Stats = { kept: 0, remapped: 0, bruteForced: 0, exhausted: 0, overlapRejected: 0, outsidePools: 0, tooLarge: 0, released: 0, restarts: 0 };
   for (const seed of [1, 2, 3, 0xbeef, 20260101, 424242]) run(seed, 1500, stats);
   // The generator must actually reach every branch, or the properties prove little.
   t.diagnostic(`exercised: ${JSON.stringify(stats)}`);
