@@ -5,7 +5,8 @@
 //
 // The setup is test/netns/flood-mesh.ts (no flood): the lab's three clusters a, b, c, full mesh
 // (3 peerings, a Peering on each side), the real controllers, gateways and node agents in
-// Kubernetes mode, each cluster on its own in-process fake API server, cluster a with two gateway
+// Kubernetes mode, each cluster on its own API server (the in-process fake, or a real kube-apiserver
+// with WEFT_TEST_KUBE_APISERVER and WEFT_TEST_ETCD set, as in the tests), cluster a with two gateway
 // replicas on the Lease `weft-gateway`. Writes are the API servers' own request counts (create,
 // update, patch/apply, delete), by resource; Lease renewals (the gateways' heartbeat, by design
 // one every few seconds) and Events are counted apart from weft's resources. Phases:
@@ -157,7 +158,7 @@ if (windows.length) {
     return `${x.weftTotal}${parts.length ? ` (${parts.join(', ')})` : ''}; Lease ${x.leases}, Events ${x.events}`;
   };
   const rows = [['', ...windows.map((w) => `${w.name} (${w.seconds.toFixed(1)} s)`)], ...CLUSTERS.map((c) => [`cluster ${c}`, ...windows.map((w) => detail(w, c))])];
-  console.log(`\nAPI writes to weft's resources (Lease renewals and Events apart), 3 clusters in a full mesh, Kubernetes mode (fake API servers)\n`);
+  console.log(`\nAPI writes to weft's resources (Lease renewals and Events apart), 3 clusters in a full mesh, Kubernetes mode (${mesh?.clusters.a?.server.kind ?? 'fake'} API servers)\n`);
   console.log(table(rows));
   if (failure) console.log(`\nFAILED: ${failure}`);
   const file = writeResult(String(opt.out), 'api-writes', started, { machine: await machineInfo(), settings: { idleSeconds, settleSeconds }, ...(failure ? { error: failure } : {}), windows });

@@ -26,7 +26,7 @@ import { Kinds, type PeeringSpec, type PeeringStatus } from '../src/control/reso
 import { translate } from '../src/ipam/index.ts';
 import { openClusterStore } from '../src/lab/fabric.ts';
 import { down, freshLabId, loadLab, status, type ClusterStatus, type LabStatus, type PodStatus } from '../src/lab/lab.ts';
-import { wireguardInterfaceName } from '../src/lab/topology.ts';
+import { wireguardInterfacePrefix } from '../src/lab/topology.ts';
 import type { FileStore } from '../src/store/index.ts';
 import type { Resource } from '../src/store/types.ts';
 import {
@@ -226,7 +226,8 @@ async function measurePeer(lab: Lab, from: PodStatus, remotePod: PodStatus): Pro
 
 async function measureUnpeer(lab: Lab, from: PodStatus, target: string): Promise<UnpeerRun> {
   const gw = { a: lab.cluster('a').gateway.namespace, b: lab.cluster('b').gateway.namespace };
-  const ifname = { a: wireguardInterfaceName(lab.id, 'a', 'b'), b: wireguardInterfaceName(lab.id, 'b', 'a') };
+  // The only peering of each side: slot 0.
+  const ifname = { a: `${wireguardInterfacePrefix(lab.id, 'a')}0`, b: `${wireguardInterfacePrefix(lab.id, 'b')}0` };
   const kids: ChildProcess[] = [];
   try {
     // A steady ping first: the unpeer starts from a working data path.

@@ -30,7 +30,7 @@ for (const leaseMs of leases) {
       const n2 = await lab.namespace('f2');
       await lab.veth(n1, n2, { a: ['192.168.100.201/24'], b: ['192.168.100.202/24'] });
       c = await cluster(lab, 'a', '203.0.113.1', { node1: '192.168.100.201', node2: '192.168.100.202' }, [n1, n2]);
-      lab.spawn(n1, [weft, 'controller', '--kubeconfig', c.api.kubeconfig, '--metrics-port', '0', '--interface-prefix', `w${lab.id}`]);
+      lab.spawn(n1, [weft, 'controller', '--kubeconfig', c.kubeconfigs.controller, '--metrics-port', '0', '--interface-prefix', `w${lab.id}`]);
       const procs = { '192.168.100.201': { ns: n1, p: startGateway(lab, n1, c, 'node1', leaseMs) }, '192.168.100.202': { ns: n2, p: startGateway(lab, n2, c, 'node2', leaseMs) } };
       const store = c.store;
       const active = async () => (await store.get<Resource<ClusterNetworkSpec, ClusterNetworkStatus>>(Kinds.ClusterNetwork, 'local'))?.status?.gatewayNodeIP;

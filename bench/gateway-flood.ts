@@ -127,7 +127,7 @@ async function phase(m: FloodMesh, name: Phase['name'], ports: number[] | undefi
   checkInterrupt();
   const tunnels = await m.tunnels();
   const c0 = await Promise.all(tunnels.map((t) => readStats(t.socket)));
-  const holderBefore = m.lease().holder;
+  const holderBefore = (await m.lease()).holder;
   const cpu0 = cpuTimes();
   const flood = ports ? m.startFlood(ports, publicKey, { rate, maxSeconds: seconds + 1, nice: attackerNice }) : undefined;
   const until = Promise.race([interruptedP, ...(flood ? [new Promise((r) => flood.child.once('exit', r))] : [])]);
@@ -150,7 +150,7 @@ async function phase(m: FloodMesh, name: Phase['name'], ports: number[] | undefi
     cookieReplies,
     machineBusyPct: (100 * (cpu1.busy - cpu0.busy)) / Math.max(1, cpu1.total - cpu0.total),
     leaseHolderBefore: holderBefore,
-    leaseHolderAfter: m.lease().holder,
+    leaseHolderAfter: (await m.lease()).holder,
   };
 }
 

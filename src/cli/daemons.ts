@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { Store } from '../store/types.ts';
 import { openStore } from './stores.ts';
-import { PeeringController } from '../control/controller.ts';
+import { interfacePrefixProblem, PeeringController } from '../control/controller.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { NodeAgent, deviceWithAddress } from '../fabric/agent.ts';
 import { Kinds, type ClusterNetworkSpec, type NodeSpec } from '../control/resources.ts';
@@ -45,6 +45,8 @@ export async function runDaemon(role: Role, argv: string[]): Promise<void> {
   let beforeScrape: (() => void) | undefined;
   switch (role) {
     case 'controller': {
+      const prefixProblem = values['interface-prefix'] !== undefined ? interfacePrefixProblem(values['interface-prefix']) : undefined;
+      if (prefixProblem) throw new Error(`--interface-prefix: ${prefixProblem}`);
       const maxPeerings = values['max-peerings'] === undefined ? undefined : Number(values['max-peerings']);
       if (maxPeerings !== undefined && (!Number.isInteger(maxPeerings) || maxPeerings < 1 || maxPeerings > 500)) throw new Error(`--max-peerings ${values['max-peerings']}: 1–500`);
       const c = new PeeringController(store, {

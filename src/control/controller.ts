@@ -32,13 +32,33 @@ export const SLOT_BASE = { listenPort: 51820, mark: 0x1000, table: 1900 } as con
 /** Default cap: the gateway Service in deploy/ publishes tunnel ports 51820–51829. */
 export const DEFAULT_MAX_PEERINGS = 10;
 
+export const DEFAULT_INTERFACE_PREFIX = 'wg-';
+/** Slots are 0–499, three digits: the prefix leaves room for them in the kernel's 15 characters. */
+const MAX_INTERFACE_PREFIX = 12;
+
+/** Why a tunnel interface prefix cannot be used, or undefined. */
+export function interfacePrefixProblem(prefix: string): string | undefined {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_-]*$/.test(prefix)) return `interface prefix ${JSON.stringify(prefix)} may only hold letters, digits, "_" and "-", and not start with "-"`;
+  if (prefix.length > MAX_INTERFACE_PREFIX) return `interface prefix ${JSON.stringify(prefix)} is longer than ${MAX_INTERFACE_PREFIX} characters (interface names are prefix + slot, at most 15)`;
+  return undefined;
+}
+
 type ClusterNetwork = Resource<ClusterNetworkSpec, ClusterNetworkStatus>;
+
+/** What one reconcile pass shares between its peerings. */
+interface Pass {
+  cluster: ClusterNetwork;
+  ipam: Ipam;
+  fabric: Map<string, FabricPeer>;
+  usedSlots: Set<number>;
+  remotesTaken: Map<string, string>;
+}
 type Peering = Resource<PeeringSpec, PeeringStatus>;
 type FabricPeer = Resource<FabricPeerSpec>;
 
 export interface ControllerOptions {
   log: Logger;
-  /** Prefix of tunnel interface names; interface = prefix + remote cluster id (≤ 15 chars). */
+  /** Prefix of tunnel interface names (≤ 12 characters); interface = prefix + slot, e.g. wg-0. */
   interfacePrefix?: string;
   resyncMs?: number;
   metrics?: WeftMetrics;
@@ -53,9 +73,14 @@ export class PeeringController {
   private resync: NodeJS.Timeout | null = null;
   private readonly loop: ReconcileLoop;
 
+  private readonly interfacePrefix: string;
+
   constructor(store: Store, opts: ControllerOptions) {
     this.store = store;
     this.opts = opts;
+    this.interfacePrefix = opts.interfacePrefix ?? DEFAULT_INTERFACE_PREFIX;
+    const bad = interfacePrefixProblem(this.interfacePrefix);
+    if (bad) throw new Error(bad);
     this.loop = new ReconcileLoop('controller', async () => ((await this.reconcile()) ? { changed: 0 } : undefined), opts);
   }
 
@@ -128,87 +153,19 @@ export class PeeringController {
     const remotesTaken = new Map<string, string>();
     const live = new Set<string>();
 
+    const pass: Pass = { cluster, ipam, fabric, usedSlots, remotesTaken };
     for (const p of peerings) {
       const name = p.metadata.name;
-      if (p.metadata.deletionTimestamp) {
-        await this.teardown(name, fabric.get(name), ipam);
-        usedSlots.delete((fabric.get(name)?.spec.listenPort ?? 0) - SLOT_BASE.listenPort);
-        // Metadata-only applies: the controller must not co-own the spec the peering's author wrote.
-        await this.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name, resourceVersion: p.metadata.resourceVersion, finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) } });
-        continue;
-      }
-      live.add(name);
-      if (!(p.metadata.finalizers ?? []).includes(FINALIZER)) {
-        // With the version read: if the Peering changed meanwhile, Conflict, and the next run retries.
-        await this.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name, resourceVersion: p.metadata.resourceVersion, finalizers: [...(p.metadata.finalizers ?? []), FINALIZER] } });
-      }
-      const problems = validatePeeringSpec(p.spec, cluster.status?.gatewayPublicKey);
-      if (p.spec?.remoteClusterId === cluster.spec.clusterId) problems.push(`remoteClusterId ${p.spec.remoteClusterId} is this cluster's own id`);
-      const taken = p.spec?.remoteClusterId ? remotesTaken.get(p.spec.remoteClusterId) : undefined;
-      if (taken) problems.push(`peering ${taken} already connects to cluster ${p.spec.remoteClusterId}`);
-      if (problems.length) {
-        await this.setValid(name, false, 'InvalidPeering', problems.join('; '));
-        continue;
-      }
-      remotesTaken.set(p.spec.remoteClusterId, name);
-      const secretProblem = await checkPresharedKeyRef(this.store, p.spec);
-      if (secretProblem) {
-        await this.setValid(name, false, secretProblem.reason, secretProblem.message);
-        continue;
-      }
-
-      let podCIDRRemap: string;
-      let externalCIDRRemap: string;
+      if (!p.metadata.deletionTimestamp) live.add(name);
+      // One peering's trouble is that peering's: whatever goes wrong serving it (a rule the
+      // validation missed, a store error on its objects) is shown on it, and the others are served.
       try {
-        podCIDRRemap = ipam.remapPodCIDR(name, p.spec.remotePodCIDR);
-        externalCIDRRemap = ipam.remapExternalCIDR(name, p.spec.remoteExternalCIDR);
+        await this.servePeering(p, pass);
       } catch (err) {
-        if (!(err instanceof IpamError)) throw err;
-        await this.setValid(name, false, err.reason, err.message);
-        continue;
+        const message = `serving this peering failed: ${(err as Error).message}`;
+        this.opts.log.error(`peering ${name}: ${message}`);
+        await this.setValid(name, false, 'InternalError', message).catch((e) => this.opts.log.error(`peering ${name}: status: ${(e as Error).message}`));
       }
-      const existing = fabric.get(name);
-      let slot = existing ? existing.spec.listenPort - SLOT_BASE.listenPort : -1;
-      if (slot < 0) {
-        slot = 0;
-        while (usedSlots.has(slot)) slot++;
-        const max = this.opts.maxPeerings ?? DEFAULT_MAX_PEERINGS;
-        if (slot >= max) {
-          await this.setValid(name, false, 'TooManyPeerings', `at most ${max} peerings per gateway (tunnel ports ${SLOT_BASE.listenPort}–${SLOT_BASE.listenPort + max - 1}); raise --max-peerings and publish more ports`);
-          continue;
-        }
-        usedSlots.add(slot);
-      }
-      const remoteNodeCIDR = p.spec.remoteNodeCIDRs[0]!;
-      const spec: FabricPeerSpec = {
-        remoteClusterId: p.spec.remoteClusterId,
-        remotePodCIDR: p.spec.remotePodCIDR,
-        remoteExternalCIDR: p.spec.remoteExternalCIDR,
-        podCIDRRemap,
-        externalCIDRRemap,
-        interfaceName: `${this.opts.interfacePrefix ?? 'wg-'}${p.spec.remoteClusterId}`.slice(0, 15),
-        listenPort: SLOT_BASE.listenPort + slot,
-        remoteEndpoint: p.spec.remoteEndpoint,
-        remotePublicKey: p.spec.remotePublicKey,
-        slot,
-        mark: SLOT_BASE.mark + slot,
-        table: SLOT_BASE.table + slot,
-        probeTarget: probeTarget({ remoteExternalCIDR: p.spec.remoteExternalCIDR, externalCIDRRemap }, p.spec.remoteGatewayNodeIP, remoteNodeCIDR),
-        ...(p.spec.presharedKeySecretRef ? { presharedKeySecretRef: p.spec.presharedKeySecretRef } : {}),
-      };
-      // Compared as data: a real API server returns keys in its own order.
-      if (!existing || !sameData(existing.spec, spec)) {
-        await this.store.apply({ kind: Kinds.FabricPeer, apiVersion: API_VERSION, metadata: { name }, spec });
-        this.opts.log.verbose(`peering ${name}: remote ${spec.remotePodCIDR} seen as ${podCIDRRemap}, external ${spec.remoteExternalCIDR} as ${externalCIDRRemap}, via ${spec.interfaceName}`);
-      }
-      await patchStatus<PeeringStatus>(this.store, Kinds.Peering, name, (s) =>
-        derivePeeringStatus({
-          ...(s ?? { phase: 'Connecting' }),
-          podCIDRRemap,
-          externalCIDRRemap,
-          conditions: setCondition(s?.conditions, { type: 'Valid', status: 'True', reason: 'Accepted', message: `remote pods reachable at ${podCIDRRemap}` }),
-        }),
-      );
     }
     for (const [name, fp] of fabric) if (!live.has(name) && !peerings.some((p) => p.metadata.name === name)) await this.teardown(name, fp, ipam);
 
@@ -217,6 +174,94 @@ export class PeeringController {
       await this.store.apply({ kind: Kinds.IpamState, apiVersion: API_VERSION, metadata: { name: 'local' }, spec: { snapshot } });
     }
     return true;
+  }
+
+  /** One Peering of a pass: tear down when deleted, else validate, allocate, publish its FabricPeer. */
+  private async servePeering(p: Peering, pass: Pass): Promise<void> {
+    const { cluster, ipam, fabric, usedSlots, remotesTaken } = pass;
+    const name = p.metadata.name;
+    if (p.metadata.deletionTimestamp) {
+      await this.teardown(name, fabric.get(name), ipam);
+      usedSlots.delete((fabric.get(name)?.spec.listenPort ?? 0) - SLOT_BASE.listenPort);
+      // Metadata-only applies: the controller must not co-own the spec the peering's author wrote.
+      await this.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name, resourceVersion: p.metadata.resourceVersion, finalizers: (p.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) } });
+      return;
+    }
+    if (!(p.metadata.finalizers ?? []).includes(FINALIZER)) {
+      // With the version read: if the Peering changed meanwhile, Conflict, and the next run retries.
+      await this.store.apply({ kind: Kinds.Peering, apiVersion: API_VERSION, metadata: { name, resourceVersion: p.metadata.resourceVersion, finalizers: [...(p.metadata.finalizers ?? []), FINALIZER] } });
+    }
+    const problems = validatePeeringSpec(p.spec, cluster.status?.gatewayPublicKey);
+    if (p.spec?.remoteClusterId === cluster.spec.clusterId) problems.push(`remoteClusterId ${p.spec.remoteClusterId} is this cluster's own id`);
+    // The CRD refuses it on Kubernetes; the embedded store must not let a Peering named `a-first`
+    // take over the tunnel and status of cluster `victim`.
+    if (p.spec?.remoteClusterId && p.spec.remoteClusterId !== name) problems.push(`a Peering is named after its remote cluster: name ${name} but remoteClusterId ${p.spec.remoteClusterId}`);
+    const taken = p.spec?.remoteClusterId ? remotesTaken.get(p.spec.remoteClusterId) : undefined;
+    if (taken) problems.push(`peering ${taken} already connects to cluster ${p.spec.remoteClusterId}`);
+    if (problems.length) {
+      await this.setValid(name, false, 'InvalidPeering', problems.join('; '));
+      return;
+    }
+    remotesTaken.set(p.spec.remoteClusterId, name);
+    const secretProblem = await checkPresharedKeyRef(this.store, p.spec);
+    if (secretProblem) {
+      await this.setValid(name, false, secretProblem.reason, secretProblem.message);
+      return;
+    }
+
+    let podCIDRRemap: string;
+    let externalCIDRRemap: string;
+    try {
+      podCIDRRemap = ipam.remapPodCIDR(name, p.spec.remotePodCIDR);
+      externalCIDRRemap = ipam.remapExternalCIDR(name, p.spec.remoteExternalCIDR);
+    } catch (err) {
+      if (!(err instanceof IpamError)) throw err;
+      await this.setValid(name, false, err.reason, err.message);
+      return;
+    }
+    const existing = fabric.get(name);
+    let slot = existing ? existing.spec.listenPort - SLOT_BASE.listenPort : -1;
+    if (slot < 0) {
+      slot = 0;
+      while (usedSlots.has(slot)) slot++;
+      const max = this.opts.maxPeerings ?? DEFAULT_MAX_PEERINGS;
+      if (slot >= max) {
+        await this.setValid(name, false, 'TooManyPeerings', `at most ${max} peerings per gateway (tunnel ports ${SLOT_BASE.listenPort}–${SLOT_BASE.listenPort + max - 1}); raise --max-peerings and publish more ports`);
+        return;
+      }
+      usedSlots.add(slot);
+    }
+    const remoteNodeCIDR = p.spec.remoteNodeCIDRs[0]!;
+    const spec: FabricPeerSpec = {
+      remoteClusterId: p.spec.remoteClusterId,
+      remotePodCIDR: p.spec.remotePodCIDR,
+      remoteExternalCIDR: p.spec.remoteExternalCIDR,
+      podCIDRRemap,
+      externalCIDRRemap,
+      // From the slot, unique by construction (a remote id cut to 15 characters is not).
+      interfaceName: `${this.interfacePrefix}${slot}`,
+      listenPort: SLOT_BASE.listenPort + slot,
+      remoteEndpoint: p.spec.remoteEndpoint,
+      remotePublicKey: p.spec.remotePublicKey,
+      slot,
+      mark: SLOT_BASE.mark + slot,
+      table: SLOT_BASE.table + slot,
+      probeTarget: probeTarget({ remoteExternalCIDR: p.spec.remoteExternalCIDR, externalCIDRRemap }, p.spec.remoteGatewayNodeIP, remoteNodeCIDR),
+      ...(p.spec.presharedKeySecretRef ? { presharedKeySecretRef: p.spec.presharedKeySecretRef } : {}),
+    };
+    // Compared as data: a real API server returns keys in its own order.
+    if (!existing || !sameData(existing.spec, spec)) {
+      await this.store.apply({ kind: Kinds.FabricPeer, apiVersion: API_VERSION, metadata: { name }, spec });
+      this.opts.log.verbose(`peering ${name}: remote ${spec.remotePodCIDR} seen as ${podCIDRRemap}, external ${spec.remoteExternalCIDR} as ${externalCIDRRemap}, via ${spec.interfaceName}`);
+    }
+    await patchStatus<PeeringStatus>(this.store, Kinds.Peering, name, (s) =>
+      derivePeeringStatus({
+        ...(s ?? { phase: 'Connecting' }),
+        podCIDRRemap,
+        externalCIDRRemap,
+        conditions: setCondition(s?.conditions, { type: 'Valid', status: 'True', reason: 'Accepted', message: `remote pods reachable at ${podCIDRRemap}` }),
+      }),
+    );
   }
 
   private async teardown(name: string, fp: FabricPeer | undefined, ipam: Ipam): Promise<void> {

@@ -10,6 +10,7 @@ import { inform, type Informer } from '../store/informer.ts';
 import type { Resource, Store } from '../store/types.ts';
 import { Kinds, effectiveCluster, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type NodeSpec } from '../control/resources.ts';
 import { planAgent } from './plan.ts';
+import { acceptPeers } from '../gateway/validate.ts';
 import { ReconcileLoop } from '../control/reconcile-loop.ts';
 import { WEFT_OWNERSHIP } from './ownership.ts';
 import type { Logger } from '../log.ts';
@@ -70,6 +71,15 @@ export class NodeAgent {
     return this.underlay.dev;
   }
 
+  private refusedBefore = '';
+
+  /** FabricPeers the plan leaves out (each on its own): said once, when the set changes. */
+  private noteRefused(refused: string[]): void {
+    const text = refused.join('; ');
+    if (text && text !== this.refusedBefore) this.opts.log.error(`left out of the plan: ${text}`);
+    this.refusedBefore = text;
+  }
+
   /** Returns { changed } once the node was programmed, undefined while inputs are missing. */
   private async reconcile(): Promise<{ changed: number } | undefined> {
     if (this.stopped) return undefined;
@@ -79,7 +89,9 @@ export class NodeAgent {
     if (!cluster || !node || !externalCIDR) return undefined;
     const spec = effectiveCluster(cluster.spec, cluster.status);
     if (node.spec.internalIP === spec.gatewayNodeIP) return { changed: 0 }; // the gateway programs its own node
-    const peers = (await this.store.list<Resource<FabricPeerSpec>>(Kinds.FabricPeer)).items.map((f) => f.spec);
+    const all = (await this.store.list<Resource<FabricPeerSpec>>(Kinds.FabricPeer)).items.map((f) => f.spec);
+    const { accepted: peers, refused } = acceptPeers(all, spec, externalCIDR);
+    this.noteRefused(refused);
     const underlayDev = await this.underlayFor(node.spec.internalIP);
     const plan = planAgent({ cluster: spec, externalCIDR, node: { name: this.opts.nodeName, internalIP: node.spec.internalIP, underlayDev }, peers });
     const report = await reconcileKernel(plan, { owned: WEFT_OWNERSHIP });

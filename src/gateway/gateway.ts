@@ -18,6 +18,7 @@ import { Kinds, effectiveCluster, type SecretSpec, type ClusterNetworkSpec, type
 import { conditionOf, derivePeeringStatus, patchStatus, setCondition } from '../control/status.ts';
 import { presharedKeyFrom } from '../control/validate.ts';
 import { planGateway } from './plan.ts';
+import { acceptPeers } from './validate.ts';
 import { probeSource } from './probe.ts';
 import { LATENCY_WINDOW, needsReport, smoothedLatency, type Reported } from './status-report.ts';
 import { ReconcileLoop } from '../control/reconcile-loop.ts';
@@ -78,6 +79,8 @@ export class Gateway {
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
   private readonly loop: ReconcileLoop;
+  /** The FabricPeers last left out of the plan (said once, when the set changes). */
+  private refusedBefore = '';
 
   constructor(store: Store, opts: GatewayOptions) {
     this.store = store;
@@ -127,8 +130,13 @@ export class Gateway {
     const nodes = (await this.store.list<Resource<NodeSpec>>(Kinds.Node)).items.map((n) => ({ name: n.metadata.name, internalIP: n.spec.internalIP, podCIDRs: n.spec.podCIDRs }));
     const pods = (await this.store.list<Resource<PodSpec>>(Kinds.Pod)).items.map((p) => ({ name: p.metadata.name, nodeName: p.spec.nodeName, podIP: p.spec.podIP }));
     const fabric = (await this.store.list<Resource<FabricPeerSpec>>(Kinds.FabricPeer)).items;
-    const peers = fabric.map((f) => f.spec);
-    const plan = planGateway({ cluster: effectiveCluster(cluster.spec, cluster.status), externalCIDR, nodes, pods, peers, underlayDev: this.opts.underlayDev });
+    const effective = effectiveCluster(cluster.spec, cluster.status);
+    // One broken or hostile FabricPeer costs only itself: the others are programmed, revoked ones removed.
+    const { accepted: peers, refused } = acceptPeers(fabric.map((f) => f.spec), effective, externalCIDR);
+    const refusedText = refused.join('; ');
+    if (refusedText && refusedText !== this.refusedBefore) this.opts.log.error(`left out of the plan: ${refusedText}`);
+    this.refusedBefore = refusedText;
+    const plan = planGateway({ cluster: effective, externalCIDR, nodes, pods, peers, underlayDev: this.opts.underlayDev });
 
     // Tunnels first: the plan's routes point at their interfaces.
     const wanted = new Map(plan.wireguard.map((w) => [w.interfaceName, w]));
@@ -138,7 +146,12 @@ export class Gateway {
       let t = this.tunnels.get(w.interfaceName);
       if (!t) {
         const device = new Device(w.interfaceName, { log: this.opts.log, mtu: w.mtu });
-        const server = await UapiServer.listen(w.interfaceName, device);
+        // Without its control socket the tunnel is not ours to keep: close it, or every retry finds
+        // the TUN device still held (TUNSETIFF: busy).
+        const server = await UapiServer.listen(w.interfaceName, device).catch((err: unknown) => {
+          device.close();
+          throw err;
+        });
         t = { device, server, spec, createdAt: Date.now(), configuredEndpoint: null, probeFailures: 0, lastLatencyMs: undefined, recentLatencies: [], lastReason: undefined, reported: undefined };
         this.tunnels.set(w.interfaceName, t);
         device.onGone((why) => {

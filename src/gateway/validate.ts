@@ -4,7 +4,8 @@
 // reason, in sentences a person can act on, and the caller keeps the last good state.
 import net from 'node:net';
 import type { ClusterNetworkSpec, FabricPeerSpec } from '../control/resources.ts';
-import { formatCidr, overlaps, parseCidr, containsAddress, parseIPv4 } from '../ipam/cidr.ts';
+import { contains, formatCidr, overlaps, parseCidr, containsAddress, parseIPv4 } from '../ipam/cidr.ts';
+import { DEFAULT_POOLS } from '../ipam/allocator.ts';
 import type { Cidr } from '../ipam/cidr.ts';
 import { parseBase64Key } from '../wireguard/keys.ts';
 import { FABRIC_LINK, FABRIC_TABLE, overlayImageClashes, nodeCIDROf, overlayIP } from '../fabric/overlay.ts';
@@ -170,6 +171,18 @@ export function validatePeer(
     if (mPod && overlaps(mPod, local.cidr)) say(`podCIDRRemap ${formatCidr(mPod)} overlaps ${local.what}`);
     if (mExt && overlaps(mExt, local.cidr)) say(`externalCIDRRemap ${formatCidr(mExt)} overlaps ${local.what}`);
   }
+  // The controller's IPAM only places remote ranges in the pools; the data plane checks it again,
+  // so that no FabricPeer (written by whoever can write one) routes anything outside them.
+  const pools = (cluster.remapPools ?? DEFAULT_POOLS).flatMap((p) => {
+    try {
+      return [parseCidr(p)];
+    } catch {
+      return [];
+    }
+  });
+  for (const [remap, what] of [[mPod, 'podCIDRRemap'], [mExt, 'externalCIDRRemap']] as const) {
+    if (remap && !pools.some((pool) => contains(pool, remap))) say(`${what} ${formatCidr(remap)} lies outside the remap pools (${pools.map(formatCidr).join(', ')})`);
+  }
 
   const ifname = peer.interfaceName;
   if (typeof ifname !== 'string' || ifname === '') say('interfaceName is empty');
@@ -239,6 +252,26 @@ export function validatePeer(
     }
   }
   return reasons;
+}
+
+/**
+ * The peerings a plan can serve, in order, and why the others cannot: a peering is refused when it
+ * is invalid on its own or collides with one accepted before it (so one broken or hostile
+ * FabricPeer costs only itself: the rest is still programmed, and revoked ones still removed).
+ */
+export function acceptPeers(peers: readonly FabricPeerSpec[], cluster: ClusterNetworkSpec, externalCIDR: string): { accepted: FabricPeerSpec[]; refused: string[] } {
+  const accepted: FabricPeerSpec[] = [];
+  const refused: string[] = [];
+  for (const p of peers) {
+    if (accepted.length >= MAX_PEERS) {
+      refused.push(`peering ${JSON.stringify(p?.remoteClusterId ?? '?')}: more than ${MAX_PEERS} peerings do not fit the rule priority range`);
+      continue;
+    }
+    const reasons = validatePeer(p, cluster, externalCIDR, accepted);
+    if (reasons.length) refused.push(...reasons);
+    else accepted.push(p);
+  }
+  return { accepted, refused };
 }
 
 /** Every peering checked on its own and each pair once. */

@@ -17,6 +17,7 @@ import { MAX_MTU, MIN_MTU, VXLAN_OVERHEAD_IPV4, WIREGUARD_OVERHEAD_IPV6 } from '
 import { MAX_IFNAME, MAX_PEERS } from '../gateway/validate.ts';
 import { FABRIC_LINK, FABRIC_TABLE } from '../fabric/overlay.ts';
 import { DEFAULT_MAX_REMOTE_CIDR_SIZE, DEFAULT_POOLS, REMOTE_MAX_BITS, REMOTE_MIN_BITS } from '../ipam/allocator.ts';
+import { contains, overlaps, parseCidr } from '../ipam/cidr.ts';
 import { CONDITION_REASON, CONDITION_TYPE, DNS_LABEL, INTERFACE_NAME, IPV4, IPV4_CIDR, IPV6, WIREGUARD_KEY } from './patterns.ts';
 import { prune, validate, type CelTwin, type FieldError, type JSONSchemaProps } from './schema.ts';
 
@@ -154,9 +155,26 @@ const RULE_NAMED_AFTER_REMOTE = 'self.metadata.name == self.spec.remoteClusterId
  * Each x-kubernetes-validations rule the CRDs carry, with a JavaScript function that decides the
  * same thing (for the schema tests and the in-process API server, which cannot run CEL).
  */
+// A Peering spec's rules across fields (src/control/validate.ts checks the same in the controller,
+// for stores without a schema). Kubernetes' CEL CIDR library: cidr(), containsIP, prefixLength.
+const RULE_GATEWAY_IN_NODE_NETWORK = 'cidr(self.remoteNodeCIDRs[0]).containsIP(self.remoteGatewayNodeIP)';
+const RULE_EXTERNAL_SIZE = 'cidr(self.remoteExternalCIDR).prefixLength() == cidr(self.remoteNodeCIDRs[0]).prefixLength()';
+const RULE_POD_EXTERNAL_DISJOINT = '!cidr(self.remotePodCIDR).containsCIDR(self.remoteExternalCIDR) && !cidr(self.remoteExternalCIDR).containsCIDR(self.remotePodCIDR)';
+
+/** A strict IPv4 CIDR or address (as /32), as CEL's cidr() and ip() take them; throws otherwise. */
+const cidrOf = (v: unknown) => parseCidr(v);
+const ipOf = (v: unknown) => {
+  if (typeof v !== 'string' || !new RegExp(IPV4).test(v)) throw new Error('not an IPv4 address');
+  return parseCidr(`${v}/32`);
+};
+const firstOf = (v: unknown) => (Array.isArray(v) ? v[0] : undefined);
+
 export const CEL_TWINS: Readonly<Record<string, CelTwin>> = {
   [RULE_NAMED_LOCAL]: (self) => nameOf(self) === 'local',
   [RULE_NAMED_AFTER_REMOTE]: (self) => nameOf(self) === specOf(self).remoteClusterId,
+  [RULE_GATEWAY_IN_NODE_NETWORK]: (self) => isObj(self) && contains(cidrOf(firstOf(self.remoteNodeCIDRs)), ipOf(self.remoteGatewayNodeIP)),
+  [RULE_EXTERNAL_SIZE]: (self) => isObj(self) && cidrOf(self.remoteExternalCIDR).bits === cidrOf(firstOf(self.remoteNodeCIDRs)).bits,
+  [RULE_POD_EXTERNAL_DISJOINT]: (self) => isObj(self) && !overlaps(cidrOf(self.remotePodCIDR), cidrOf(self.remoteExternalCIDR)),
 };
 
 // ---- the four kinds ---------------------------------------------------------------------------
@@ -209,11 +227,14 @@ const peeringSpecProps = {
   remoteGatewayNodeIP: ipv4('The remote gateway\'s node IP in its node network: the end-to-end probe\'s target'),
   presharedKeySecretRef: secretKeyRef('Optional WireGuard preshared key for this tunnel: a Secret both clusters hold the same key in (base64 of `wg genpsk`).'),
 };
-const peeringSpec = obj(
-  'What the remote cluster announced: its ranges and how to reach its gateway.',
-  peeringSpecProps,
-  Object.keys(peeringSpecProps).filter((k) => k !== 'presharedKeySecretRef'),
-);
+const peeringSpec: JSONSchemaProps = {
+  ...obj('What the remote cluster announced: its ranges and how to reach its gateway.', peeringSpecProps, Object.keys(peeringSpecProps).filter((k) => k !== 'presharedKeySecretRef')),
+  'x-kubernetes-validations': [
+    { rule: RULE_GATEWAY_IN_NODE_NETWORK, fieldPath: '.remoteGatewayNodeIP', message: 'remoteGatewayNodeIP must lie in remoteNodeCIDRs[0] (the probe reaches it through the external CIDR that stands for that network)' },
+    { rule: RULE_EXTERNAL_SIZE, fieldPath: '.remoteExternalCIDR', message: 'remoteExternalCIDR must be the size of remoteNodeCIDRs[0] (it stands for that node network, host bits kept)' },
+    { rule: RULE_POD_EXTERNAL_DISJOINT, fieldPath: '.remoteExternalCIDR', message: 'remotePodCIDR and remoteExternalCIDR must not overlap' },
+  ],
+};
 
 const peeringStatus = obj(
   'How the peering is: the controller\'s decision (Valid, remaps) and the gateway\'s view of the tunnel (Connected, latency, traffic).',

@@ -7,14 +7,14 @@ import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { API_VERSION, Kinds, type ClusterNetworkSpec, type PeeringSpec, type PeeringStatus } from '../control/resources.ts';
+import { API_VERSION, Kinds, type ClusterNetworkSpec, type FabricPeerSpec, type PeeringSpec, type PeeringStatus } from '../control/resources.ts';
 import { peerClusters, unpeerClusters, waitPeeringConnected, type ClusterHandle } from '../control/peering.ts';
 import { FileStore } from '../store/index.ts';
 import { translate } from '../ipam/index.ts';
 import type { Resource, Store } from '../store/types.ts';
 import { registerLabHooks, loadLab, type LabContext } from './lab.ts';
 import { updateLabState } from './state.ts';
-import { wireguardInterfaceName, type ClusterPlan, type LabTopology } from './topology.ts';
+import { wireguardInterfacePrefix, type ClusterPlan, type LabTopology } from './topology.ts';
 
 const run = promisify(execFile);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -72,7 +72,7 @@ export function startProcess(ctx: { stateDir: string; topology: LabTopology }, c
   if (role === 'controller') {
     ns = c.gateway.namespace;
     // The controller shares the gateway's namespace: its metrics go on 9091, the gateway's on 9090.
-    args = ['controller', '--store', store, '--interface-prefix', wireguardInterfaceName(ctx.topology.id, c.name, ''), '--metrics-port', '9091'];
+    args = ['controller', '--store', store, '--interface-prefix', wireguardInterfacePrefix(ctx.topology.id, c.name), '--metrics-port', '9091'];
   } else if (role === 'gateway') {
     ns = c.gateway.namespace;
     args = ['gateway', '--store', store, '--key', path.join(clusterDir(ctx.stateDir, cluster), 'gateway.key')];
@@ -165,14 +165,17 @@ export function registerFabric(opts: FabricOptions): () => void {
         if (!fs.existsSync(storeDir(ctx.stateDir, c.name))) continue;
         const store = openClusterStore(ctx.stateDir, c.name);
         try {
+          const tunnels = new Map((await store.list<Resource<FabricPeerSpec>>(Kinds.FabricPeer)).items.map((f) => [f.metadata.name, f.spec.interfaceName]));
           for (const p of (await store.list<Resource<PeeringSpec, PeeringStatus>>(Kinds.Peering)).items) {
             const s = p.status;
+            const interfaceName = tunnels.get(p.metadata.name);
             status.peerings.push({
               local: c.name,
               remote: p.spec.remoteClusterId,
               phase: s?.phase ?? 'Pending',
               remotePodCIDR: p.spec.remotePodCIDR,
               seenAs: s?.podCIDRRemap ?? '',
+              ...(interfaceName ? { interfaceName } : {}),
               latencyMs: s?.latencyMs,
               lastHandshake: s?.lastHandshake,
               txBytes: s?.txBytes,

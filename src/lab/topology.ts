@@ -186,12 +186,12 @@ export function labIdOfNamespace(name: string): string | undefined {
 }
 
 /**
- * Name of the WireGuard interface of cluster `local`'s gateway for its peering with `remote`:
- * unique on the machine (control sockets share /var/run/wireguard), ≤ 15 characters, and under the
- * lab's prefix so `down` removes its socket.
+ * Prefix of cluster `local`'s tunnel interfaces (the controller adds each peering's slot): unique
+ * on the machine (control sockets share /var/run/wireguard), ≤ 12 characters so that prefix and
+ * slot fit the kernel's 15, and under the lab's prefix so `down` removes the sockets.
  */
-export function wireguardInterfaceName(id: string, local: string, remote: string): string {
-  return `${labPrefix(id)}${local}${remote}`;
+export function wireguardInterfacePrefix(id: string, local: string): string {
+  return `${labPrefix(id)}${local}`;
 }
 
 function cidrOption(text: string, what: string): Cidr {

@@ -85,7 +85,7 @@ describe('PeeringController on the Kubernetes store', { timeout: 120_000 }, () =
     assert.equal(fp.spec.remotePodCIDR, '10.0.0.0/16');
     assert.notEqual(fp.spec.podCIDRRemap, '10.0.0.0/16', 'overlapping pod CIDR remapped');
     assert.match(fp.spec.podCIDRRemap, /^\d+\.\d+\.\d+\.\d+\/16$/);
-    assert.equal(fp.spec.interfaceName, 'wg-ab');
+    assert.equal(fp.spec.interfaceName, 'wg-a0', 'named after its slot');
     assert.equal(fp.spec.listenPort, 51820);
     const b = await until('Peering b status', async () => {
       const p = await cli.get<Peering>(Kinds.Peering, 'b');
@@ -221,10 +221,10 @@ describe('PeeringController on the Kubernetes store', { timeout: 120_000 }, () =
       const { cli, store, controller, peer, close } = await setup();
       t.after(close);
       controller.start();
-      await peer('b', remote('b', { remoteNodeCIDRs: ['192.168.100.0/24'] }));
+      await peer('b', remote('b', { remoteNodeCIDRs: ['192.168.100.0/24'], remoteGatewayNodeIP: '192.168.100.254' }));
       await until('finalizer on b', async () => (await store.get(Kinds.Peering, 'b'))?.metadata.finalizers?.includes(FINALIZER));
       const spec = (await cli.get<Peering>(Kinds.Peering, 'b'))!.spec;
-      const after = await peer('b', { ...spec, remoteNodeCIDRs: ['192.168.200.0/24'] });
+      const after = await peer('b', { ...spec, remoteNodeCIDRs: ['192.168.200.0/24'], remoteGatewayNodeIP: '192.168.200.254' });
       assert.deepEqual(after.spec.remoteNodeCIDRs, ['192.168.200.0/24']);
     },
   );

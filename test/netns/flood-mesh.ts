@@ -4,8 +4,10 @@
 // The topology is the lab's own (src/lab: `up()` without the fabric hooks, so namespaces, switches,
 // pods and their CNI styles only): clusters a, b, c with 2 nodes × 1 pod each, every cluster on
 // 10.0.0.0/16, their gateways on the WAN switch (bridge br0 in `wl<id>-wan`, one veth port per
-// gateway). On it run weft's real daemons in Kubernetes mode, each cluster on its own in-process fake
-// API server (test/k8s/apiserver.ts, reached from the namespaces through test/netns/api-bridge.ts):
+// gateway). On it run weft's real daemons in Kubernetes mode, each cluster on its own API server
+// (test/netns/k8s-cluster.ts: the in-process fake, or a real kube-apiserver when
+// WEFT_TEST_KUBE_APISERVER and WEFT_TEST_ETCD are set; every daemon with its own ServiceAccount's
+// credentials), reached from the namespaces through test/netns/api-bridge.ts:
 // per cluster a controller and the active gateway replica in the gateway host's namespace and an
 // agent on every node; cluster a also has a standby gateway replica on its node n2 (hostNetwork, as
 // the Deployment runs it) that competes for the Lease `weft-gateway`. So a's gateway holds two
@@ -35,7 +37,7 @@ export type { FloodReport };
 import { procUsage } from './impl.ts';
 import { readStats } from './uapi-client.ts';
 import { down, freshLabId, up } from '../../src/lab/lab.ts';
-import { planTopology, wireguardInterfaceName, type ClusterPlan, type LabTopology } from '../../src/lab/topology.ts';
+import { planTopology, wireguardInterfacePrefix, type ClusterPlan, type LabTopology } from '../../src/lab/topology.ts';
 import { NETNS_DIR } from '../../src/lab/netns.ts';
 import { translate } from '../../src/ipam/index.ts';
 import { Kinds, type ClusterNetworkSpec, type ClusterNetworkStatus, type FabricPeerSpec, type PeeringSpec, type PeeringStatus } from '../../src/control/resources.ts';
@@ -230,15 +232,16 @@ export class FloodMesh {
       const c = await Promise.race([cluster(this.lab, name, p.gateway.wanIP, nodes, [p.gateway.namespace, n1!.namespace, n2!.namespace]), this.aborted]);
       this.clusters[name] = c;
       for (const n of p.nodes) {
-        c.api.setNode(n.name, { internalIP: n.ip, podCIDRs: [n.podCIDR] });
-        for (const pod of n.pods) c.api.setPod('default', pod.name, { nodeName: n.name, podIP: pod.ip });
+        await c.server.setNode(n.name, { internalIP: n.ip, podCIDRs: [n.podCIDR] });
+        for (const pod of n.pods) await c.server.setPod('default', pod.name, { nodeName: n.name, podIP: pod.ip });
       }
-      const prefix = wireguardInterfaceName(id, name, '');
-      this.spawn(`${name}/controller`, p.gateway.namespace, [weft, 'controller', '--kubeconfig', c.api.kubeconfig, '--metrics-port', '0', '--interface-prefix', prefix]);
-      for (const n of p.nodes) this.spawn(`${name}/agent-${n.name}`, n.namespace, [weft, 'agent', '--kubeconfig', c.api.kubeconfig, '--metrics-port', '0'], { NODE_NAME: n.name });
+      const prefix = wireguardInterfacePrefix(id, name);
+      this.spawn(`${name}/controller`, p.gateway.namespace, [weft, 'controller', '--kubeconfig', c.kubeconfigs.controller, '--metrics-port', '0', '--interface-prefix', prefix]);
+      for (const n of p.nodes) this.spawn(`${name}/agent-${n.name}`, n.namespace, [weft, 'agent', '--kubeconfig', c.kubeconfigs.agent, '--metrics-port', '0'], { NODE_NAME: n.name });
       const gw = this.track(`${name}/gateway`, startGateway(this.lab, p.gateway.namespace, c, 'gw', this.leaseMs));
       if (name === 'a') this.active = gw;
-      for (const r of CLUSTERS) if (r !== name) this.lab.trackSocket(`/var/run/wireguard/${prefix}${r}.sock`);
+      // Two peerings per cluster: slots 0 and 1.
+      for (const slot of [0, 1]) this.lab.trackSocket(`/var/run/wireguard/${prefix}${slot}.sock`);
     }
     // Every gateway active and programmed before a's standby starts (so the standby cannot win).
     for (const name of CLUSTERS) {
@@ -246,7 +249,8 @@ export class FloodMesh {
       await this.waitFor(`gateway ${name} ready`, async () => (await this.readyz(ns)) === 200, 60_000, 500);
       await this.waitFor(`gateway ${name} published`, async () => (await this.clusterNetwork(name))?.status?.gatewayNodeIP, 20_000, 100);
     }
-    if (this.lease().holder !== ACTIVE_IDENTITY) throw new Error(`a's Lease is held by ${this.lease().holder}, expected ${ACTIVE_IDENTITY}`);
+    const holder = (await this.lease()).holder;
+    if (holder !== ACTIVE_IDENTITY) throw new Error(`a's Lease is held by ${holder}, expected ${ACTIVE_IDENTITY}`);
     const n2 = this.plan('a').nodes[1]!;
     this.standby = this.track('a/gateway-standby', startGateway(this.lab, n2.namespace, this.clusters.a, 'n2', this.leaseMs));
     await this.waitFor('standby answering /readyz', async () => (await this.readyz(n2.namespace)) === 503, 30_000, 500);
@@ -292,7 +296,7 @@ export class FloodMesh {
   /** `weft peer x y` or `weft unpeer x y` as a person with both kubeconfigs runs it; its output. */
   peeringCommand(verb: 'peer' | 'unpeer', x: ClusterName, y: ClusterName): Promise<string> {
     const extra = verb === 'peer' ? ['--timeout', '60'] : [];
-    return this.cli(`weft ${verb} ${x} ${y}`, [weft, verb, '--kubeconfig', this.clusters[x].api.kubeconfig, '--remote-kubeconfig', this.clusters[y].api.kubeconfig, ...extra]);
+    return this.cli(`weft ${verb} ${x} ${y}`, [weft, verb, '--kubeconfig', this.clusters[x].kubeconfig, '--remote-kubeconfig', this.clusters[y].kubeconfig, ...extra]);
   }
 
   /** A command in this (root) namespace, tracked like the daemons (closeSync ends it); its stdout. */
@@ -323,8 +327,8 @@ export class FloodMesh {
   }
 
   /** a's Lease as the API holds it (read in-process, so sampling it costs the gateways nothing). */
-  lease(): { holder: string | undefined; transitions: number; renewTime: string | undefined } {
-    const l = this.clusters.a.api.getObject('leases', LEASE.name, LEASE.namespace) as { spec?: { holderIdentity?: string; leaseTransitions?: number; renewTime?: string } } | undefined;
+  async lease(): Promise<{ holder: string | undefined; transitions: number; renewTime: string | undefined }> {
+    const l = (await this.clusters.a.server.getObject('leases', LEASE.name, LEASE.namespace)) as { spec?: { holderIdentity?: string; leaseTransitions?: number; renewTime?: string } } | undefined;
     return { holder: l?.spec?.holderIdentity || undefined, transitions: l?.spec?.leaseTransitions ?? 0, renewTime: l?.spec?.renewTime };
   }
 
@@ -416,7 +420,7 @@ export class FloodMesh {
     const tunnels = await this.tunnels();
     const counters0 = await Promise.all(tunnels.map((t) => readStats(t.socket)));
     const cpu0 = { gw: procUsage(this.active.child.pid!).cpuSeconds, sb: procUsage(this.standby.child.pid!).cpuSeconds };
-    const lease0 = this.lease();
+    const lease0 = await this.lease();
     const a = this.plan('a');
     const remotePods = { b: this.plan('b').nodes.flatMap((n) => n.pods), c: this.plan('c').nodes.flatMap((n) => n.pods) };
     const aPods = a.nodes.flatMap((n) => n.pods);
@@ -456,7 +460,11 @@ export class FloodMesh {
       let lastRenew = lease0.renewTime;
       let lastRenewAt = Date.now();
       while (!stop) {
-        const l = this.lease();
+        const l = await this.lease().catch(() => undefined);
+        if (!l) {
+          await sleep(100);
+          continue;
+        }
         const now = Date.now();
         obs.lease.samples++;
         const h = l.holder ?? '(none)';
@@ -669,7 +677,7 @@ export class FloodMesh {
     fs.rmSync(this.stateDir, { recursive: true, force: true });
     // Files the async cleanups would remove: the API servers' kubeconfigs, our NetLab's temp dirs
     // (keys, bridge and relay sockets; named after its random id).
-    for (const name of CLUSTERS) if (this.clusters[name]) fs.rmSync(path.dirname(this.clusters[name].api.kubeconfig), { recursive: true, force: true });
+    for (const name of CLUSTERS) if (this.clusters[name]) fs.rmSync(path.dirname(this.clusters[name].kubeconfig), { recursive: true, force: true });
     for (const e of fs.readdirSync(os.tmpdir())) if (e.startsWith(`weft-${this.lab.id}-`)) fs.rmSync(path.join(os.tmpdir(), e), { recursive: true, force: true });
   }
 }

@@ -83,8 +83,8 @@ describe('gateway under a handshake flood on both tunnel ports (Kubernetes mode,
         assert.equal((await readStats(tn.socket)).errno, 0n);
       }
       assert.notEqual(tunnels[0]!.port, tunnels[1]!.port);
-      assert.equal(m.lease().holder, ACTIVE_IDENTITY);
-      const leaseBefore = m.lease();
+      assert.equal((await m.lease()).holder, ACTIVE_IDENTITY);
+      const leaseBefore = await m.lease();
 
       const idle = await m.observe(5);
       t.diagnostic(`idle:\n${summary(idle)}`);
@@ -149,7 +149,7 @@ describe('gateway under a handshake flood on both tunnel ports (Kubernetes mode,
 
       // And afterwards: everything still there.
       for (const r of ['b', 'c'] as const) assert.equal((await m.peering('a', r))?.status?.phase, 'Connected');
-      assert.equal(m.lease().holder, ACTIVE_IDENTITY);
+      assert.equal((await m.lease()).holder, ACTIVE_IDENTITY);
       const after = await m.observe(4);
       assert.deepEqual(after.sweeps.failures, [], 'pods reach b and c after the flood');
     } catch (err) {

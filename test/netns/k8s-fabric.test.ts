@@ -74,11 +74,13 @@ describe('Kubernetes mode: weft peer / unpeer between two clusters', () => {
     // A node agent of cluster a, as the DaemonSet runs it: NODE_NAME from the downward API.
     lab.spawn(nodeNs[0]!, [weft, 'agent', '--kubeconfig', a.kubeconfigs.agent, '--metrics-port', '0'], { env: { ...process.env, NODE_NAME: 'n1', LOG_LEVEL: 'error' } });
     clusters.push(a, b);
-    // Tunnel interfaces (and so their control sockets) carry this run's id: runs never collide.
-    const prefix = `w${lab.id}`;
-    for (const name of ['a', 'b', 'ghost']) lab.trackSocket(`/var/run/wireguard/${`${prefix}${name}`.slice(0, 15)}.sock`);
+    // Tunnel interfaces (and so their control sockets) carry this run's id and the peering's slot:
+    // runs never collide.
+    // One prefix per cluster: both gateways share /var/run/wireguard, and both number from slot 0.
+    const prefix = (c: string) => `w${lab.id}${c}`;
+    for (const c of ['a', 'b']) for (const slot of [0, 1]) lab.trackSocket(`/var/run/wireguard/${prefix(c)}${slot}.sock`);
     for (const [ns, c, node] of [[gwA, a, 'gwa'], [gwB, b, 'gwb']] as const) {
-      lab.spawn(ns, [weft, 'controller', '--kubeconfig', c.kubeconfigs.controller, '--metrics-port', '0', '--interface-prefix', prefix], { env: { ...process.env, LOG_LEVEL: 'error' } });
+      lab.spawn(ns, [weft, 'controller', '--kubeconfig', c.kubeconfigs.controller, '--metrics-port', '0', '--interface-prefix', prefix(node.slice(-1))], { env: { ...process.env, LOG_LEVEL: 'error' } });
       startGateway(lab, ns, c, node);
     }
     const t0 = Date.now();

@@ -36,7 +36,7 @@ test('each peering gets a stable slot and a remap that avoids local ranges and o
   assert.deepEqual([b.listenPort, c.listenPort], [51820, 51821]);
   assert.notEqual(b.mark, c.mark);
   assert.notEqual(b.table, c.table);
-  assert.equal(b.interfaceName, 'wg-ab');
+  assert.equal(b.interfaceName, 'wg-a0', 'named after its slot');
   assert.notEqual(b.podCIDRRemap, c.podCIDRRemap);
   for (const remap of [b.podCIDRRemap, c.podCIDRRemap]) assert.notEqual(remap, '10.0.0.0/16', 'the local pod CIDR is never a remap');
   assert.equal((await status('b'))!.podCIDRRemap, b.podCIDRRemap);

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { planGateway, probeSource, probeTarget, validatePeer, validatePeers, PlanError } from '../../src/gateway/plan.ts';
+import { acceptPeers } from '../../src/gateway/validate.ts';
 import type { GatewayPlanInput } from '../../src/gateway/plan.ts';
 import { nftTableName, nftTableText } from '../../src/gateway/nat.ts';
 import type { FabricPeerSpec } from '../../src/control/resources.ts';
@@ -252,6 +253,19 @@ test('nft table names are sanitised and bounded', () => {
   const long = nftTableName('x'.repeat(200));
   assert.ok(long.length <= 64 && long.startsWith('weft_xxx'));
   assert.notEqual(nftTableName('x'.repeat(200)), nftTableName('x'.repeat(201)));
+});
+
+test('acceptPeers: a broken or hostile FabricPeer is left out with its reasons; the others are planned', () => {
+  const hijack = { ...peerC(), remoteClusterId: 'evil', podCIDRRemap: '8.8.8.0/24', remotePodCIDR: '8.8.8.0/24', interfaceName: 'wg-e', listenPort: 51822, slot: 2, mark: 0x1002, table: 1902 };
+  const clash = { ...peerC(), remoteClusterId: 'twin', interfaceName: 'wg-b', podCIDRRemap: '10.72.0.0/16', externalCIDRRemap: '10.204.0.0/24', listenPort: 51823, slot: 3, mark: 0x1003, table: 1903 };
+  const { accepted, refused } = acceptPeers([peerB(), hijack, clash, peerC()], clusterA(), EXTERNAL_A);
+  assert.deepEqual(accepted.map((p) => p.remoteClusterId), ['b', 'cluster-c']);
+  assert.match(refused.join('\n'), /peering "evil": podCIDRRemap 8\.8\.8\.0\/24 lies outside the remap pools/);
+  assert.match(refused.join('\n'), /peering "twin": interfaceName "wg-b" is used by peering "b" too/);
+  // The plan of what is left is the plan of the good peers alone.
+  assert.deepEqual(planGateway(input({ peers: accepted })), planGateway(input({ peers: [peerB(), peerC()] })));
+  // The pools the ClusterNetwork names are the ones checked.
+  assert.match(acceptPeers([peerB()], { ...clusterA(), remapPools: ['100.64.0.0/10'] }, EXTERNAL_A).refused.join('\n'), /10\.70\.0\.0\/16 lies outside the remap pools \(100\.64\.0\.0\/10\)/);
 });
 
 test('validation: good peers have no reasons', () => {

@@ -11,7 +11,7 @@ import {
   resolveTarget,
   splitPodCIDR,
   topologyNamespaces,
-  wireguardInterfaceName,
+  wireguardInterfacePrefix,
   type LabTopology,
 } from '../../src/lab/topology.ts';
 import {
@@ -118,9 +118,9 @@ test('exec targets and namespace names', () => {
   for (const n of ['wlab12', 'wlab12-', 'wlab12-a-n0', 'wlab12-aa-sw', 'wlab12-a-n1-p', 'wt-ab-a-n1', 'wlAB-wan', 'wlab12-a-sw2', 'wlan0-foo']) {
     assert.equal(labIdOfNamespace(n), undefined, n);
   }
-  const wg = wireguardInterfaceName('abcdefgh', 'a', 'z');
-  assert.equal(wg, 'wlabcdefgh-az');
-  assert.ok(wg.length <= 15);
+  const wg = wireguardInterfacePrefix('abcdefgh', 'z');
+  assert.equal(wg, 'wlabcdefgh-z');
+  assert.ok(wg.length <= 12, 'room for a three-digit slot within 15 characters');
 });
 
 /**
