@@ -117,7 +117,7 @@ async function createExclusive(source: string, path: string, content: string): P
     if (!LINK_UNSUPPORTED.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
     // No hard links on this filesystem: create-exclusive then write. Readers may briefly see an
     // empty file, which counts as unreadable (stale only once old).
-    const fh = await fsp.open(path, 'wx');
+    const fh = await fsp.open(path, 'wx', 0o600);
     try {
       await fh.writeFile(content);
     } finally {

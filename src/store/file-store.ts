@@ -217,7 +217,9 @@ export class FileStore implements Store, KindRegistry {
 
   async #makeDirs(): Promise<void> {
     if (this.#madeDirs) return;
-    await fsp.mkdir(this.#journalDir, { recursive: true });
+    // The journal holds Secrets (preshared keys): only the owner reads it, whatever the umask.
+    await fsp.mkdir(this.#journalDir, { recursive: true, mode: 0o700 });
+    await fsp.chmod(this.#journalDir, 0o700);
     this.#madeDirs = true;
   }
 
@@ -318,7 +320,7 @@ export class FileStore implements Store, KindRegistry {
     const j = this.#journal!;
     const record: CommitRecord = { rv: events.at(-1)!.object.metadata.resourceVersion, events };
     const data = Buffer.from(encodeRecord(record));
-    j.writer ??= await fsp.open(j.path, 'a');
+    j.writer ??= await fsp.open(j.path, 'a', 0o600);
     await appendDurably(j.writer, data);
     j.offset += data.length;
     j.events += events.length;
@@ -385,7 +387,7 @@ export class FileStore implements Store, KindRegistry {
     this.#timer = setInterval(() => this.#scheduleSync(), this.#pollIntervalMs);
     if (!this.#useFsWatch) return;
     try {
-      fs.mkdirSync(this.#journalDir, { recursive: true });
+      fs.mkdirSync(this.#journalDir, { recursive: true, mode: 0o700 });
       const watcher = fs.watch(this.#journalDir, { persistent: false }, () => this.#scheduleSync());
       watcher.on('error', () => {
         // inotify gone (directory removed, watch limit): the poll still runs.

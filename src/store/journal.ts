@@ -141,7 +141,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 /** Writes `name` in `dir` so that it either does not exist or holds all of `data`, durably. */
 export async function writeFileAtomic(dir: string, name: string, data: string): Promise<void> {
   const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}-${name}`);
-  const fh = await fsp.open(temp, 'wx');
+  const fh = await fsp.open(temp, 'wx', 0o600);
   try {
     await fh.writeFile(data);
     await fh.sync();

@@ -340,6 +340,22 @@ describe('FileStore', { timeout: 120_000 }, () => {
     assert.deepEqual(rvs(recent), consecutive(total - limit + 1, limit));
     await assert.rejects(async () => take(lagging.watch('Widget', { resourceVersion: '10' }), 1), isGone);
   });
+
+  it('keeps the journal (which holds Secrets) to its owner whatever the umask: directory 0700, files 0600', async () => {
+    const old = process.umask(0);
+    try {
+      const dir = newDir();
+      const a = await open(dir, { historyLimit: 2 });
+      for (let i = 0; i < 6; i++) await a.apply({ kind: 'Secret', apiVersion: 'v1', metadata: { name: `psk${i % 2}` }, spec: { data: { presharedKey: 'c2VjcmV0' } } });
+      const journal = path.join(dir, 'journal');
+      assert.equal((await fsp.stat(journal)).mode & 0o777, 0o700, 'journal directory');
+      const files = await fsp.readdir(journal);
+      assert.ok(files.length >= 1);
+      for (const f of files) assert.equal((await fsp.stat(path.join(journal, f))).mode & 0o077, 0, `${f} is readable by no one but its owner`);
+    } finally {
+      process.umask(old);
+    }
+  });
 });
 
 describe('FileLock', { timeout: 60_000 }, () => {
